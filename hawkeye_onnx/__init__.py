@@ -1,0 +1,8 @@
+"""hawkeye-onnx: static profiling of the communication cost of ONNX models under MPC frameworks."""
+
+from hawkeye_onnx.errors import HawkeyeError
+from hawkeye_onnx.profile import profile
+from hawkeye_onnx.result import Profile
+
+__all__ = ["HawkeyeError", "Profile", "profile"]
+__version__ = "0.1.0"

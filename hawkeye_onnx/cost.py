@@ -1,0 +1,188 @@
+"""The cost stage: price every node of a graph under one backend's rules, one op type at a time.
+
+Nodes are grouped by op type; their shape variables become numpy arrays; each rule formula is then
+evaluated once per group (not once per node). The result keeps, for every node, its total and its
+breakdown into the primitives its rule calls, which the aggregation stage folds into the module tree.
+
+A node whose inputs are all public costs nothing (every party can compute it locally). An op with no
+rule, or a rule marked unsupported, is reported as unsupported by node name, never priced as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from hawkeye_onnx.errors import RuleError
+from hawkeye_onnx.ir import Graph, Node
+from hawkeye_onnx.opvars import GENERIC_VARS, REGISTRY, generic
+from hawkeye_onnx.rules import Backend, Primitive, Step
+
+#: Four quantities per node: online bytes, online rounds, offline bytes, offline rounds.
+QUANTITIES = ("online_bytes", "online_rounds", "offline_bytes", "offline_rounds")
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One primitive call of a rule, priced for a set of nodes (parallel arrays)."""
+
+    prim: str
+    nodes: np.ndarray  # node indices into Graph.nodes
+    calls: np.ndarray  # how many times the primitive runs for each node
+    cost: np.ndarray  # shape (len(nodes), 4), int64, see QUANTITIES
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    op_type: str
+    reason: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BackendCost:
+    """Everything the cost stage knows about one backend on one graph."""
+
+    backend: Backend
+    node_cost: np.ndarray  # (num_nodes, 4) int64
+    steps: tuple[StepCost, ...]
+    unsupported: tuple[Unsupported, ...]
+
+
+def _op_key(node: Node) -> str:
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
+def _as_int(value: np.ndarray | int | float, count: int, what: str, where: str) -> np.ndarray:
+    arr = np.broadcast_to(np.asarray(value), (count,))
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise RuleError(f"{where}: {what} is not a finite number for some node")
+        rounded = np.rint(arr)
+        if np.any(np.abs(arr - rounded) > 1e-9 * np.maximum(1.0, np.abs(arr))):
+            raise RuleError(f"{where}: {what} is not a whole number (use ceil/floor/ceil_div)")
+        arr = rounded
+    arr = arr.astype(np.int64)
+    if np.any(arr < 0):
+        raise RuleError(f"{where}: {what} is negative for some node")
+    return arr
+
+
+class _Evaluator:
+    """Evaluates primitives (recursively for composite ones) over arrays of arguments."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.params = {k: v for k, v in backend.param_values.items() if isinstance(v, (int, float))}
+
+    def primitive(self, prim: Primitive, args: Mapping[str, np.ndarray], count: int) -> np.ndarray:
+        env: dict[str, object] = dict(self.params)
+        env.update(args)
+        for name, expr in prim.lets:
+            env[name] = _call(expr, env, self.backend, f"primitive {prim.name}")
+        out = np.zeros((count, 4), dtype=np.int64)
+        if prim.steps:
+            for step in prim.steps:
+                calls, cost = self.step(step, env, count, f"primitive {prim.name}")
+                out += calls[:, None] * cost
+            return out
+        where = f"{self.backend.path}: primitive {prim.name}"
+        for col, formula in ((0, prim.online), (2, prim.offline)):
+            if formula is None:
+                continue
+            out[:, col] = _as_int(_call(formula.bytes, env, self.backend, where), count, "bytes", where)
+            out[:, col + 1] = _as_int(_call(formula.rounds, env, self.backend, where), count, "rounds", where)
+        return out
+
+    def step(self, step: Step, env: Mapping[str, object], count: int, ctx: str) -> tuple[np.ndarray, np.ndarray]:
+        where = f"{self.backend.path}: {ctx}, step {step.prim}"
+        args = {a: np.broadcast_to(np.asarray(_call(e, env, self.backend, where)), (count,))
+                for a, e in step.args.items()}
+        calls = _as_int(_call(step.times, env, self.backend, where), count, "times", where)
+        cost = self.primitive(self.backend.primitives[step.prim], args, count)
+        if step.levels is not None:
+            levels = _as_int(_call(step.levels, env, self.backend, where), count, "levels", where)
+            cost[:, 1] *= levels
+            cost[:, 3] *= levels
+        return calls, cost
+
+
+def _call(expr, env, backend: Backend, where: str):  # noqa: ANN001 - thin wrapper
+    try:
+        with np.errstate(all="ignore"):
+            return expr(env)
+    except ZeroDivisionError:
+        raise RuleError(f"{where}: division by zero in {expr.text!r}") from None
+    except KeyError as exc:
+        raise RuleError(f"{where}: unknown variable {exc.args[0]!r} in {expr.text!r}") from None
+
+
+def price(graph: Graph, backend: Backend) -> BackendCost:
+    """Price every node of `graph` under `backend`."""
+    groups: dict[str, list[int]] = {}
+    unsupported: dict[str, tuple[str, list[str]]] = {}
+    for node in graph.nodes:
+        if not any(graph.tensors[x].secret for x in node.inputs if x):
+            continue
+        key = _op_key(node)
+        rule = backend.ops.get(key)
+        if rule is None:
+            unsupported.setdefault(key, (f"no {backend.name} rule for {key}", []))[1].append(node.name or key)
+        elif rule.unsupported is not None:
+            unsupported.setdefault(key, (rule.unsupported, []))[1].append(node.name or key)
+        elif not rule.free:
+            groups.setdefault(key, []).append(node.index)
+
+    evaluator = _Evaluator(backend)
+    node_cost = np.zeros((len(graph.nodes), 4), dtype=np.int64)
+    steps: list[StepCost] = []
+    for key, idx in groups.items():
+        rule = backend.ops[key]
+        env = _group_env(graph, key, idx)
+        env.update(evaluator.params)
+        indices = np.asarray(idx, dtype=np.int64)
+        remaining = np.ones(len(idx), dtype=bool)
+        for v_i, variant in enumerate(rule.variants):
+            ctx = f"op {key} variant {v_i + 1}"
+            mask = remaining.copy()
+            if variant.when is not None:
+                cond = np.broadcast_to(np.asarray(_call(variant.when, env, backend, ctx), dtype=bool), mask.shape)
+                mask &= cond
+            if not mask.any():
+                continue
+            remaining &= ~mask
+            sub = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape == mask.shape else v) for k, v in env.items()}
+            count = int(mask.sum())
+            for name, expr in variant.lets:
+                sub[name] = _call(expr, sub, backend, ctx)
+            for step in variant.steps:
+                calls, cost = evaluator.step(step, sub, count, ctx)
+                total = calls[:, None] * cost
+                node_cost[indices[mask]] += total
+                steps.append(StepCost(step.prim, indices[mask], calls, total))
+        if remaining.any():
+            names = [graph.nodes[i].name or key for i in indices[remaining]]
+            unsupported.setdefault(key, (f"no variant of the {backend.name} rule for {key} matches", []))[1].extend(names)
+    return BackendCost(backend, node_cost, tuple(steps),
+                       tuple(Unsupported(k, r, tuple(n)) for k, (r, n) in sorted(unsupported.items())))
+
+
+def _group_env(graph: Graph, key: str, idx: list[int]) -> dict[str, object]:
+    """Shape variables of a group of nodes as columns (one numpy array per variable)."""
+    extra = REGISTRY.get(key)
+    rows = []
+    for i in idx:
+        node = graph.nodes[i]
+        row = generic(node, graph)
+        if extra is not None:
+            row.extend(extra.compute(node, graph))
+        rows.append(row)
+    names = GENERIC_VARS + (extra.names if extra else ())
+    table = np.asarray(rows, dtype=object)
+    env: dict[str, object] = {}
+    for j, name in enumerate(names):
+        col = table[:, j]
+        env[name] = col.astype(np.float64) if any(isinstance(x, float) for x in col) else col.astype(np.int64)
+    return env

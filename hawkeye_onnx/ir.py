@@ -1,0 +1,185 @@
+"""The profiler's graph IR: small frozen records built once from a shape-inferred ModelProto.
+
+Only what costs depend on is kept: names, op types, decoded attributes, static shapes, whether a
+tensor is secret-shared or public, and the value of small public constants (a Pow exponent, a
+ReduceSum axes input). Weights are never read: initializer dims come from the proto header.
+
+Secrecy: graph inputs and float initializers are secret (the model owner and the data owner are
+different parties); `--public-weights` makes initializers public. A node's outputs are secret if
+any input is, except for ops whose outputs only describe shapes (Shape, Size) or make constants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, TensorProto, numpy_helper
+
+from hawkeye_onnx.errors import ModelError
+from hawkeye_onnx.scope import scope_of
+
+#: Ops whose outputs are public whatever their inputs: they reveal only shapes, or make constants.
+PUBLIC_OUTPUT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "EyeLike", "Range"})
+
+_FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16})
+_SMALL_CONST = 64  # elements; larger public constants are not decoded (nothing needs them)
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A value in the graph. `shape` is None when inference left any dim unknown."""
+
+    name: str
+    shape: tuple[int, ...] | None
+    dtype: int
+    secret: bool
+    value: np.ndarray | None = None
+
+    @property
+    def size(self) -> int | None:
+        if self.shape is None:
+            return None
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One ONNX node with its module path (`scope`) for aggregation."""
+
+    index: int
+    name: str
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any]
+    scope: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The whole model as the cost stage sees it."""
+
+    nodes: tuple[Node, ...]
+    tensors: Mapping[str, Tensor]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    initializers: frozenset[str]
+    opset: int
+    parameters: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tensor(self, name: str) -> Tensor | None:
+        return self.tensors.get(name) if name else None
+
+
+def _attr_value(attr: AttributeProto) -> Any:
+    t = attr.type
+    if t == AttributeProto.INT:
+        return attr.i
+    if t == AttributeProto.FLOAT:
+        return attr.f
+    if t == AttributeProto.STRING:
+        return attr.s.decode("utf-8", "replace")
+    if t == AttributeProto.INTS:
+        return tuple(attr.ints)
+    if t == AttributeProto.FLOATS:
+        return tuple(attr.floats)
+    if t == AttributeProto.STRINGS:
+        return tuple(s.decode("utf-8", "replace") for s in attr.strings)
+    if t == AttributeProto.TENSOR:
+        return attr.t
+    if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
+        return "<subgraph>"
+    return None
+
+
+def _shape_of(type_proto: onnx.TypeProto) -> tuple[tuple[int, ...] | None, int]:
+    if not type_proto.HasField("tensor_type"):
+        return None, 0
+    tt = type_proto.tensor_type
+    if not tt.HasField("shape"):
+        return None, tt.elem_type
+    dims: list[int] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value") and d.dim_value >= 0:
+            dims.append(d.dim_value)
+        else:
+            return None, tt.elem_type
+    return tuple(dims), tt.elem_type
+
+
+def _small_value(t: TensorProto) -> np.ndarray | None:
+    if t.data_location == TensorProto.EXTERNAL:
+        return None
+    n = 1
+    for d in t.dims:
+        n *= d
+    if n > _SMALL_CONST:
+        return None
+    try:
+        return numpy_helper.to_array(t)
+    except Exception:  # noqa: BLE001 - an undecodable constant simply stays unknown
+        return None
+
+
+def build_graph(model: onnx.ModelProto, public_weights: bool = False) -> Graph:
+    """Build the IR from a model whose shapes have been inferred (value_info filled)."""
+    g = model.graph
+    shapes: dict[str, tuple[tuple[int, ...] | None, int]] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        shapes[vi.name] = _shape_of(vi.type)
+
+    tensors: dict[str, Tensor] = {}
+    init_names = []
+    parameters = 0
+    for init in g.initializer:
+        dims = tuple(int(d) for d in init.dims)
+        secret = init.data_type in _FLOAT_TYPES and not public_weights
+        tensors[init.name] = Tensor(init.name, dims, init.data_type, secret, _small_value(init))
+        init_names.append(init.name)
+        if init.data_type in _FLOAT_TYPES:
+            n = 1
+            for d in dims:
+                n *= d
+            parameters += n
+    inits = frozenset(init_names)
+    data_inputs = tuple(vi.name for vi in g.input if vi.name not in inits)
+    for name in data_inputs:
+        shape, dtype = shapes.get(name, (None, 0))
+        tensors[name] = Tensor(name, shape, dtype, True)
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    nodes: list[Node] = []
+    for i, nd in enumerate(g.node):
+        attrs = {a.name: _attr_value(a) for a in nd.attribute}
+        missing = [x for x in nd.input if x and x not in tensors]
+        if missing:
+            raise ModelError(
+                f"node {nd.name or nd.op_type!r} reads {missing[0]!r}, which no earlier node, input or "
+                "initializer defines (the graph is not topologically sorted, has a cycle, or a dangling "
+                "input); fix the export or run onnx.utils / onnxsim on it")
+        secret = nd.op_type not in PUBLIC_OUTPUT_OPS and any(tensors[x].secret for x in nd.input if x)
+        value = None
+        if nd.op_type == "Constant" and isinstance(attrs.get("value"), TensorProto):
+            value = _small_value(attrs["value"])
+        for out in nd.output:
+            if not out:
+                continue
+            shape, dtype = shapes.get(out, (None, 0))
+            if value is not None and shape is None:
+                shape = tuple(value.shape)
+            tensors[out] = Tensor(out, shape, dtype, secret, value)
+        if "value" in attrs:
+            attrs["value"] = "<tensor>"
+        nodes.append(Node(i, nd.name, nd.op_type, nd.domain, tuple(nd.input), tuple(nd.output),
+                          attrs, scope_of(nd)))
+    return Graph(tuple(nodes), tensors, data_inputs, tuple(o.name for o in g.output), inits, opset,
+                 parameters)

@@ -1,0 +1,195 @@
+"""Load stage: read an ONNX model without its weights, bind input shapes, infer every shape.
+
+Costs depend on dims only, so external weight files are never read (`load_external_data=False`),
+which also makes models over 2 GB cheap to open. Symbolic or fixed input dims are overridden from
+`--input-shape NAME=1x3x32x32` and `--batch N`; then onnx's shape inference with data propagation
+runs, and onnxruntime's symbolic shape inference is tried where onnx leaves a shape unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import TensorProto
+
+from hawkeye_onnx.errors import ModelError, ShapeError
+
+#: The oldest opset whose ops we know how to read (attributes moved to inputs over time).
+MIN_OPSET = 7
+MAX_IR_VERSION = onnx.IR_VERSION
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A shape-inferred model plus facts for the report header."""
+
+    model: onnx.ModelProto
+    path: str | None
+    sha256: str | None
+    input_shapes: Mapping[str, tuple[int | str, ...]]
+    shape_hint: str
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """`input=1x3x32x32` -> ("input", (1, 3, 32, 32))."""
+    name, sep, dims = text.rpartition("=")
+    if not sep or not name or not re.fullmatch(r"\d+(x\d+)*", dims.strip()):
+        raise ModelError(f"--input-shape {text!r}: expected NAME=DIMS such as input=1x3x32x32")
+    shape = tuple(int(d) for d in dims.strip().split("x"))
+    if any(d <= 0 for d in shape):
+        raise ModelError(f"--input-shape {text!r}: every dim must be a positive integer")
+    return name, shape
+
+
+def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None, str | None]:
+    if isinstance(source, onnx.ModelProto):
+        return source, None, hashlib.sha256(source.SerializeToString()).hexdigest()
+    path = Path(source)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file (give the path of an .onnx model)")
+    data = path.read_bytes()
+    if not data:
+        raise ModelError(f"{path}: the file is empty, not an ONNX model")
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"{path}: not an ONNX model or the file is truncated/corrupt ({type(exc).__name__})") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise ModelError(f"{path}: not an ONNX model (no graph in the protobuf)")
+    return model, str(path), hashlib.sha256(data).hexdigest()
+
+
+def _check_versions(model: onnx.ModelProto, shown: str) -> None:
+    if model.ir_version > MAX_IR_VERSION:
+        raise ModelError(f"{shown}: IR version {model.ir_version} is newer than this onnx "
+                         f"({onnx.__version__}) reads (max {MAX_IR_VERSION}); upgrade onnx")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset < MIN_OPSET:
+        raise ModelError(f"{shown}: opset {opset} is too old (need >= {MIN_OPSET}); convert it with "
+                         "onnx.version_converter.convert_version(model, 17)")
+    if opset is not None and opset > onnx.defs.onnx_opset_version():
+        raise ModelError(f"{shown}: opset {opset} is newer than this onnx ({onnx.__version__}) knows; upgrade onnx")
+
+
+def _bind_inputs(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]], batch: int | None,
+                 shown: str) -> bool:
+    """Set input dims in place; returns True if any dim changed (stale value_info must go)."""
+    inits = {i.name for i in model.graph.initializer}
+    inputs = {vi.name: vi for vi in model.graph.input if vi.name not in inits}
+    for name in shapes:
+        if name not in inputs:
+            raise ModelError(f"--input-shape {name}=...: the model has no input {name!r} "
+                             f"(inputs: {', '.join(inputs) or 'none'})")
+    changed = False
+    for name, vi in inputs.items():
+        if not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if name in shapes:
+            want = shapes[name]
+            if dims and len(dims) != len(want):
+                raise ModelError(f"--input-shape {name}=...: the model's input {name!r} has rank {len(dims)}, "
+                                 f"not {len(want)}")
+            del dims[:]
+            for d in want:
+                dims.add().dim_value = d
+            changed = True
+        elif batch is not None and len(dims) > 0:
+            d0 = dims[0]
+            if not (d0.HasField("dim_value") and d0.dim_value == batch):
+                d0.Clear()
+                d0.dim_value = batch
+                changed = True
+    return changed
+
+
+def _symbolic_inputs(model: onnx.ModelProto) -> list[str]:
+    inits = {i.name for i in model.graph.initializer}
+    out = []
+    for vi in model.graph.input:
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if any(not d.HasField("dim_value") for d in dims):
+            shown = "x".join(d.dim_param or "?" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
+            out.append(f"{vi.name} [{shown}]")
+    return out
+
+
+def _has_unknown(model: onnx.ModelProto) -> bool:
+    known = {vi.name for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
+             if vi.type.tensor_type.HasField("shape")
+             and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)}
+    known |= {i.name for i in model.graph.initializer}
+    return any(o and o not in known for n in model.graph.node for o in n.output)
+
+
+def _ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnxruntime's sympy-based inference; returns None when it cannot finish."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    except ImportError:
+        return None
+    try:
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
+    except Exception:  # noqa: BLE001 - a fallback: any failure means "no better shapes"
+        return None
+
+
+def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+         batch: int | None = None) -> LoadedModel:
+    """Read, bind and shape-infer a model. Raises ModelError / ShapeError with a one-line message."""
+    model, path, digest = _read(source)
+    shown = path or "<model>"
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+    _check_versions(model, shown)
+    if batch is not None and batch <= 0:
+        raise ModelError(f"--batch {batch}: must be a positive integer")
+    if _bind_inputs(model, input_shapes or {}, batch, shown):
+        del model.graph.value_info[:]
+        for out in model.graph.output:
+            if out.type.HasField("tensor_type"):
+                out.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
+    if _has_unknown(inferred):
+        better = _ort_symbolic(inferred)
+        if better is not None:
+            inferred = better
+    symbolic = _symbolic_inputs(inferred)
+    if symbolic:
+        hint = (f"the model input(s) {', '.join(symbolic)} have unbound dims: pass "
+                f"--input-shape NAME=DIMS (e.g. --input-shape {symbolic[0].split(' ')[0]}=1x...) or --batch N")
+    else:
+        hint = "pass --input-shape NAME=DIMS for the model's inputs, or check the export"
+    shapes: dict[str, tuple[int | str, ...]] = {}
+    inits = {i.name for i in inferred.graph.initializer}
+    for vi in inferred.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim)
+        if tt.elem_type == TensorProto.UNDEFINED:
+            raise ModelError(f"{shown}: input {vi.name!r} has no tensor type")
+    return LoadedModel(inferred, path, digest, shapes, hint)
+
+
+def require_static(loaded: LoadedModel) -> None:
+    """Fail early when a graph input still has an unbound dim: every cost depends on it."""
+    symbolic = _symbolic_inputs(loaded.model)
+    if symbolic:
+        raise ShapeError(loaded.shape_hint)

@@ -1,0 +1,169 @@
+"""Shape variables of a node: the numbers that rule formulas are written over.
+
+One registry keyed by op type. Every costed node gets the generic variables; an op type with a
+helper gets its own as well (a Conv's `N, C, H, W, O, kh, kw, Ho, Wo, groups`; a MatMul's
+`batch, m, k, q`; a Softmax's `rows, c`; ...). Rule files may only use variables declared here, so
+a misspelt variable fails when the rule file loads, not when a model happens to hit it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hawkeye_onnx.errors import ShapeError
+from hawkeye_onnx.ir import Graph, Node
+
+GENERIC_VARS: tuple[str, ...] = ("n", "n_in", "n_in1", "n_in2", "s0", "s1", "s2", "rank")
+
+
+@dataclass(frozen=True)
+class OpVars:
+    """Extra variables of one op type and the function that computes them for a node."""
+
+    names: tuple[str, ...]
+    compute: Callable[[Node, Graph], Sequence[float | int]]
+
+
+REGISTRY: dict[str, OpVars] = {}
+
+
+def register(op_types: str | Sequence[str], names: Sequence[str]):
+    """Decorator: `@register("Conv", ["N", "C", ...])` on `fn(node, graph) -> values`."""
+
+    def deco(fn: Callable[[Node, Graph], Sequence[float | int]]):
+        for op in [op_types] if isinstance(op_types, str) else op_types:
+            REGISTRY[op] = OpVars(tuple(names), fn)
+        return fn
+
+    return deco
+
+
+def variables_for(op_type: str) -> tuple[str, ...]:
+    extra = REGISTRY.get(op_type)
+    return GENERIC_VARS + (extra.names if extra else ())
+
+
+def _shape(graph: Graph, name: str, node: Node) -> tuple[int, ...]:
+    t = graph.tensor(name)
+    if t is None or t.shape is None:
+        hint = graph.extra.get("shape_hint", "bind the model's inputs with --input-shape NAME=DIMS or --batch N")
+        raise ShapeError(f"tensor {name!r} (used by {node.op_type} node {node.name!r}) has no static shape; {hint}")
+    return t.shape
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+def generic(node: Node, graph: Graph) -> list[int]:
+    out = _size(_shape(graph, node.outputs[0], node)) if node.outputs else 0
+    sizes, flags = [0, 0, 0], [0, 0, 0]
+    for i, name in enumerate(node.inputs[:3]):
+        if name:
+            t = graph.tensors[name]
+            sizes[i] = _size(_shape(graph, name, node))
+            flags[i] = int(t.secret)
+    rank = len(_shape(graph, node.outputs[0], node)) if node.outputs else 0
+    return [out, *sizes, *flags, rank]
+
+
+@register("MatMul", ["batch", "m", "k", "q"])
+def _matmul(node: Node, graph: Graph) -> list[int]:
+    a = _shape(graph, node.inputs[0], node)
+    b = _shape(graph, node.inputs[1], node)
+    out = _shape(graph, node.outputs[0], node)
+    m = a[-2] if len(a) >= 2 else 1
+    k = a[-1]
+    q = b[-1] if len(b) >= 2 else 1
+    batch = _size(out) // max(1, m * q) if len(out) >= 2 else 1
+    return [batch, m, k, q]
+
+
+@register("Gemm", ["m", "k", "q", "bias"])
+def _gemm(node: Node, graph: Graph) -> list[int]:
+    a = _shape(graph, node.inputs[0], node)
+    b = _shape(graph, node.inputs[1], node)
+    m, k = (a[1], a[0]) if node.attrs.get("transA", 0) else (a[0], a[1])
+    q = b[0] if node.attrs.get("transB", 0) else b[1]
+    bias = int(len(node.inputs) > 2 and bool(node.inputs[2]))
+    return [m, k, q, bias]
+
+
+@register(("Conv", "ConvTranspose"), ["N", "C", "H", "W", "O", "kh", "kw", "Ho", "Wo", "groups"])
+def _conv(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
+    w = _shape(graph, node.inputs[1], node)
+    y = _shape(graph, node.outputs[0], node)
+    spatial_in = list(x[2:]) + [1] * (2 - len(x[2:]))
+    spatial_out = list(y[2:]) + [1] * (2 - len(y[2:]))
+    kernel = list(w[2:]) + [1] * (2 - len(w[2:]))
+    # 3-D convolutions fold their extra spatial dims into the second one.
+    h, wd = spatial_in[0], math.prod(spatial_in[1:])
+    ho, wo = spatial_out[0], math.prod(spatial_out[1:])
+    kh, kw = kernel[0], math.prod(kernel[1:])
+    return [x[0], x[1], h, wd, y[1], kh, kw, ho, wo, int(node.attrs.get("group", 1))]
+
+
+@register(("MaxPool", "AveragePool", "LpPool"), ["N", "C", "k", "kh", "kw", "Ho", "Wo"])
+def _pool(node: Node, graph: Graph) -> list[int]:
+    y = _shape(graph, node.outputs[0], node)
+    kernel = list(node.attrs.get("kernel_shape", (1,)))
+    kernel += [1] * (2 - len(kernel))
+    out = list(y[2:]) + [1] * (2 - len(y[2:]))
+    return [y[0], y[1], math.prod(kernel), kernel[0], math.prod(kernel[1:]), out[0], math.prod(out[1:])]
+
+
+@register(("GlobalAveragePool", "GlobalMaxPool"), ["N", "C", "k"])
+def _global_pool(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
+    return [x[0], x[1], _size(x[2:])]
+
+
+def _axis(node: Node, rank: int, default: int) -> int:
+    axis = int(node.attrs.get("axis", default))
+    return axis + rank if axis < 0 else axis
+
+
+@register(("Softmax", "LogSoftmax", "Hardmax"), ["rows", "c"])
+def _softmax(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
+    axis = _axis(node, len(x), -1 if graph.opset >= 13 else 1)
+    c = x[axis] if graph.opset >= 13 else _size(x[axis:])
+    return [_size(x) // max(c, 1), c]
+
+
+@register(("LayerNormalization",), ["rows", "c", "has_scale", "has_bias"])
+def _layernorm(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
+    axis = _axis(node, len(x), -1)
+    c = _size(x[axis:])
+    has_scale = int(len(node.inputs) > 1 and bool(node.inputs[1]))
+    has_bias = int(len(node.inputs) > 2 and bool(node.inputs[2]))
+    return [_size(x) // max(c, 1), c, has_scale, has_bias]
+
+
+@register(("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare",
+           "ArgMax", "ArgMin"), ["rows", "c"])
+def _reduce(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
+    y = _shape(graph, node.outputs[0], node)
+    rows = max(_size(y), 1)
+    return [rows, _size(x) // rows]
+
+
+@register("BatchNormalization", ["N", "C", "spatial"])
+def _batchnorm(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
+    return [x[0], x[1] if len(x) > 1 else 1, _size(x[2:])]
+
+
+@register("Pow", ["exponent"])
+def _pow(node: Node, graph: Graph) -> list[float]:
+    t = graph.tensor(node.inputs[1])
+    if t is None or t.value is None or t.value.size != 1:
+        return [float("nan")]
+    return [float(np.asarray(t.value).reshape(-1)[0])]

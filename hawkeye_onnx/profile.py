@@ -1,0 +1,65 @@
+"""The pipeline, top to bottom: load -> shape inference -> IR -> cost rules -> aggregation.
+
+`profile()` is the Python API; the CLI is a thin layer over it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import onnx
+
+from hawkeye_onnx.aggregate import ModuleIndex, build_report
+from hawkeye_onnx.cost import price
+from hawkeye_onnx.ir import build_graph
+from hawkeye_onnx.load import load, require_static
+from hawkeye_onnx.result import ModelInfo, Profile
+from hawkeye_onnx.rules import load_backends
+
+CONVENTIONS = {
+    "bytes": "bytes put on the wire by all parties together (each framework's own counter convention)",
+    "rounds": "sequential communication rounds; operators run one after another",
+    "online": "cost with the framework's default trusted-first-party / dealer-free setting",
+    "offline": "extra preprocessing traffic (e.g. Beaver triples from a trusted third party)",
+    "excluded": "sharing the inputs and weights, and revealing the output",
+    "secret": "graph inputs and weights are secret unless --public-weights",
+}
+
+
+def profile(
+    model: str | os.PathLike | onnx.ModelProto,
+    backends: Iterable[str] | None = None,
+    params: Mapping[str, Mapping[str, str | int | float]] | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
+    public_weights: bool = False,
+    depth: int | None = None,
+) -> Profile:
+    """Profile the communication of `model` under each backend.
+
+    `params` maps backend name -> {parameter: value}, e.g. `{"crypten": {"parties": 3}}`.
+    `input_shapes` binds graph inputs, e.g. `{"input": (1, 3, 32, 32)}`; `batch` sets dim 0 of
+    every input. `depth` limits the module tree (None: modules, nodes and primitives).
+    """
+    loaded = load(model, input_shapes, batch)
+    require_static(loaded)
+    graph = build_graph(loaded.model, public_weights=public_weights)
+    graph.extra["shape_hint"] = loaded.shape_hint
+    selected = load_backends(list(backends) if backends is not None else None,
+                             {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})
+    modules = ModuleIndex(graph)
+    reports = {b.name: build_report(graph, price(graph, b), modules, depth) for b in selected}
+    name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
+    info = ModelInfo(
+        name=name,
+        path=loaded.path,
+        sha256=loaded.sha256,
+        producer=" ".join(x for x in (loaded.model.producer_name, loaded.model.producer_version) if x),
+        opset=graph.opset,
+        inputs=dict(loaded.input_shapes),
+        nodes=len(graph.nodes),
+        parameters=graph.parameters,
+    )
+    return Profile(info, "inference", reports, CONVENTIONS)

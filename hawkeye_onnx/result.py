@@ -1,0 +1,156 @@
+"""The profile's result types and their JSON form (the `hawkeye-onnx/1` contract).
+
+Small frozen records, so a script using the Python API and a script reading the CLI's JSON see the
+same thing. `Profile.to_dict()` is the contract documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "hawkeye-onnx/1"
+
+
+@dataclass(frozen=True)
+class Cost:
+    bytes: int = 0
+    rounds: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"bytes": int(self.bytes), "rounds": int(self.rounds)}
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.bytes + other.bytes, self.rounds + other.rounds)
+
+
+@dataclass(frozen=True)
+class Totals:
+    online: Cost = Cost()
+    offline: Cost = Cost()
+
+    @classmethod
+    def of(cls, row) -> Totals:  # noqa: ANN001 - a length-4 sequence of ints
+        return cls(Cost(int(row[0]), int(row[1])), Cost(int(row[2]), int(row[3])))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"online": self.online.to_dict(), "offline": self.offline.to_dict()}
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.online + other.online, self.offline + other.offline)
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """A module, a node or a primitive call, with totals that include everything below it."""
+
+    name: str
+    kind: str  # "module" | "node" | "primitive"
+    totals: Totals
+    children: tuple[TreeNode, ...] = ()
+    op_type: str | None = None
+    calls: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.op_type is not None:
+            d["op_type"] = self.op_type
+        if self.calls is not None:
+            d["calls"] = self.calls
+        d.update(self.totals.to_dict())
+        d["children"] = [c.to_dict() for c in self.children]
+        return d
+
+    def find(self, *path: str) -> TreeNode | None:
+        """The descendant reached by following child names, e.g. `tree.find("layer1", "layer1.0")`."""
+        here: TreeNode | None = self
+        for name in path:
+            here = next((c for c in here.children if c.name == name), None) if here else None
+        return here
+
+
+@dataclass(frozen=True)
+class OpSummary:
+    count: int
+    totals: Totals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, **self.totals.to_dict()}
+
+
+@dataclass(frozen=True)
+class UnsupportedOp:
+    op_type: str
+    reason: str
+    nodes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op_type": self.op_type, "reason": self.reason, "nodes": list(self.nodes)}
+
+
+@dataclass(frozen=True)
+class BackendReport:
+    name: str
+    title: str
+    version: str
+    params: Mapping[str, Any]
+    sources: Mapping[str, str]
+    total: Totals
+    tree: TreeNode
+    ops: Mapping[str, OpSummary]
+    primitives: Mapping[str, OpSummary]
+    unsupported: tuple[UnsupportedOp, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "version": self.version,
+            "params": dict(self.params),
+            "total": self.total.to_dict(),
+            "ops": {k: v.to_dict() for k, v in self.ops.items()},
+            "primitives": {k: v.to_dict() for k, v in self.primitives.items()},
+            "unsupported": [u.to_dict() for u in self.unsupported],
+            "sources": dict(self.sources),
+            "tree": self.tree.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str | None
+    sha256: str | None
+    producer: str
+    opset: int
+    inputs: Mapping[str, tuple[int | str, ...]]
+    nodes: int
+    parameters: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256, "producer": self.producer,
+                "opset": self.opset, "inputs": {k: list(v) for k, v in self.inputs.items()},
+                "nodes": self.nodes, "parameters": self.parameters}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The result of `hawkeye_onnx.profile`: per backend totals, module tree, ops, unsupported."""
+
+    model: ModelInfo
+    mode: str
+    backends: Mapping[str, BackendReport]
+    conventions: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
+                "conventions": dict(self.conventions),
+                "backends": {k: v.to_dict() for k, v in self.backends.items()}}
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+
+    @property
+    def has_unsupported(self) -> bool:
+        return any(b.unsupported for b in self.backends.values())
