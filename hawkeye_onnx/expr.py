@@ -71,6 +71,52 @@ def _ceil_log2(x: Value) -> Value:
     return out if isinstance(x, np.ndarray) else int(out)
 
 
+def _tree_size(c: Value, steps: Value) -> Value:
+    """Items left after `steps` halvings that keep the odd one out: ceil(c / 2**steps)."""
+    return _ceil_div(c, np.left_shift(1, np.asarray(steps, dtype=np.int64)))
+
+
+def _tree_pairs(c: Value, steps: Value) -> Value:
+    """Pairs compared over `steps` such halvings: sum of floor(m_i / 2), m_0 = c, m_{i+1} = ceil(m_i / 2)."""
+    m = np.asarray(c, dtype=np.int64)
+    s = np.asarray(steps, dtype=np.int64)
+    total = np.zeros(np.broadcast(m, s).shape, dtype=np.int64)
+    i = 0
+    while np.any(s > i):
+        active = s > i
+        total += np.where(active, m // 2, 0)
+        m = np.where(active, m - m // 2, m)
+        i += 1
+    return total if total.shape else int(total)
+
+
+def _pow_counts(p: int) -> tuple[int, int]:
+    """(squares, products) of CrypTen's recursive integer power (crypten/mpc/mpc.py MPCTensor.pow)."""
+    squares = muls = 0
+    while p > 1:
+        if p == 2:
+            return squares + 1, muls
+        squares += 1
+        if p % 2:
+            muls += 1
+            p = (p - 1) // 2
+        else:
+            p //= 2
+    return squares, muls
+
+
+def _pow_squares(p: Value) -> Value:
+    return np.vectorize(lambda v: _pow_counts(int(v))[0], otypes=[np.int64])(p)
+
+
+def _pow_muls(p: Value) -> Value:
+    return np.vectorize(lambda v: _pow_counts(int(v))[1], otypes=[np.int64])(p)
+
+
+def _is_int(x: Value) -> Value:
+    return np.equal(np.mod(x, 1), 0)
+
+
 def _where(c: Value, a: Value, b: Value) -> Value:
     return np.where(c, a, b)
 
@@ -86,6 +132,11 @@ FUNCTIONS: dict[str, tuple[Callable[..., Value], int | None]] = {
     "log2": (_log2, 1),
     "ceil_log2": (_ceil_log2, 1),
     "where": (_where, 3),
+    "tree_size": (_tree_size, 2),
+    "tree_pairs": (_tree_pairs, 2),
+    "pow_squares": (_pow_squares, 1),
+    "pow_muls": (_pow_muls, 1),
+    "is_int": (_is_int, 1),
 }
 
 

@@ -32,20 +32,20 @@ class Case:
     inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def _weight(name: str, shape: tuple[int, ...], positive: bool = False) -> TensorProto:
+def weight(name: str, shape: tuple[int, ...], positive: bool = False) -> TensorProto:
     data = _RNG.standard_normal(shape).astype(np.float32) * 0.5
     if positive:
         data = np.abs(data) + 0.5
     return numpy_helper.from_array(data, name)
 
 
-def _const(name: str, value: float | list[float] | np.ndarray, dtype=np.float32) -> onnx.NodeProto:
+def const(name: str, value: float | list[float] | np.ndarray, dtype=np.float32) -> onnx.NodeProto:
     arr = np.asarray(value, dtype=dtype)
     return helper.make_node("Constant", [], [name], name=f"/{name}/Constant",
                             value=numpy_helper.from_array(arr, name))
 
 
-def _model(name: str, nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
+def model(name: str, nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
            inits: list[TensorProto] | None = None, outputs: tuple[str, ...] = ("out",)) -> Case:
     graph = helper.make_graph(
         nodes, name,
@@ -61,103 +61,103 @@ def _model(name: str, nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, 
     return Case(name, model, dict(inputs))
 
 
-def _unary(op: str, shape: tuple[int, ...], **attrs) -> Case:
+def unary(op: str, shape: tuple[int, ...], **attrs) -> Case:
     node = helper.make_node(op, ["x"], ["out"], name=f"/{op.lower()}/{op}", **attrs)
     suffix = "x".join(map(str, shape))
-    return _model(f"{op.lower()}_{suffix}", [node], {"x": shape})
+    return model(f"{op.lower()}_{suffix}", [node], {"x": shape})
 
 
-def _binary_ss(op: str, xs: tuple[int, ...], ys: tuple[int, ...]) -> Case:
+def binary_ss(op: str, xs: tuple[int, ...], ys: tuple[int, ...]) -> Case:
     node = helper.make_node(op, ["x", "y"], ["out"], name=f"/{op.lower()}/{op}")
     tag = "x".join(map(str, xs)) + "_" + "x".join(map(str, ys))
-    return _model(f"{op.lower()}_ss_{tag}", [node], {"x": xs, "y": ys})
+    return model(f"{op.lower()}_ss_{tag}", [node], {"x": xs, "y": ys})
 
 
-def _binary_const(op: str, shape: tuple[int, ...], value: float) -> Case:
-    nodes = [_const("c", value), helper.make_node(op, ["x", "c"], ["out"], name=f"/{op.lower()}/{op}")]
-    return _model(f"{op.lower()}_const_{'x'.join(map(str, shape))}", nodes, {"x": shape})
+def binary_const(op: str, shape: tuple[int, ...], value: float) -> Case:
+    nodes = [const("c", value), helper.make_node(op, ["x", "c"], ["out"], name=f"/{op.lower()}/{op}")]
+    return model(f"{op.lower()}_const_{'x'.join(map(str, shape))}", nodes, {"x": shape})
 
 
-def _conv(name: str, x: tuple[int, ...], w: tuple[int, ...], bias: bool = True, **attrs) -> Case:
-    inits = [_weight("W", w)] + ([_weight("B", (w[0],))] if bias else [])
+def conv(name: str, x: tuple[int, ...], w: tuple[int, ...], bias: bool = True, **attrs) -> Case:
+    inits = [weight("W", w)] + ([weight("B", (w[0],))] if bias else [])
     node = helper.make_node("Conv", ["x", "W"] + (["B"] if bias else []), ["out"],
                             name=f"/{name}/Conv", **attrs)
-    return _model(name, [node], {"x": x}, inits)
+    return model(name, [node], {"x": x}, inits)
 
 
-def _pool(name: str, op: str, x: tuple[int, ...], **attrs) -> Case:
+def pool(name: str, op: str, x: tuple[int, ...], **attrs) -> Case:
     node = helper.make_node(op, ["x"], ["out"], name=f"/{name}/{op}", **attrs)
-    return _model(name, [node], {"x": x})
+    return model(name, [node], {"x": x})
 
 
 def cases() -> list[Case]:
     """All micro-models, in a stable order."""
     out: list[Case] = []
     # Linear algebra.
-    out.append(_binary_ss("MatMul", (4, 8), (8, 5)))
-    out.append(_binary_ss("MatMul", (2, 4, 8), (2, 8, 5)))
-    out.append(_model("matmul_weight_4x8", [helper.make_node("MatMul", ["x", "W"], ["out"],
+    out.append(binary_ss("MatMul", (4, 8), (8, 5)))
+    out.append(binary_ss("MatMul", (2, 4, 8), (2, 8, 5)))
+    out.append(model("matmul_weight_4x8", [helper.make_node("MatMul", ["x", "W"], ["out"],
                                                              name="/fc/MatMul")],
-                      {"x": (4, 8)}, [_weight("W", (8, 5))]))
+                      {"x": (4, 8)}, [weight("W", (8, 5))]))
     for b in (1, 3):
-        out.append(_model(f"gemm_{b}x16_to_10",
+        out.append(model(f"gemm_{b}x16_to_10",
                           [helper.make_node("Gemm", ["x", "W", "B"], ["out"], name="/fc/Gemm",
                                             transB=1)],
-                          {"x": (b, 16)}, [_weight("W", (10, 16)), _weight("B", (10,))]))
-    out.append(_conv("conv_3x3_s1_p1", (1, 3, 8, 8), (4, 3, 3, 3), pads=[1, 1, 1, 1]))
-    out.append(_conv("conv_3x3_s2_p0", (1, 3, 9, 9), (4, 3, 3, 3), strides=[2, 2]))
-    out.append(_conv("conv_1x1_b2", (2, 8, 6, 6), (16, 8, 1, 1), bias=False))
-    out.append(_conv("conv_3x3_dil2", (1, 2, 9, 9), (3, 2, 3, 3), dilations=[2, 2]))
-    out.append(_conv("conv_groups2", (1, 4, 6, 6), (6, 2, 3, 3), group=2))
-    out.append(_conv("conv_depthwise", (1, 4, 6, 6), (4, 1, 3, 3), group=4, pads=[1, 1, 1, 1]))
+                          {"x": (b, 16)}, [weight("W", (10, 16)), weight("B", (10,))]))
+    out.append(conv("conv_3x3_s1_p1", (1, 3, 8, 8), (4, 3, 3, 3), pads=[1, 1, 1, 1]))
+    out.append(conv("conv_3x3_s2_p0", (1, 3, 9, 9), (4, 3, 3, 3), strides=[2, 2]))
+    out.append(conv("conv_1x1_b2", (2, 8, 6, 6), (16, 8, 1, 1), bias=False))
+    out.append(conv("conv_3x3_dil2", (1, 2, 9, 9), (3, 2, 3, 3), dilations=[2, 2]))
+    out.append(conv("conv_groups2", (1, 4, 6, 6), (6, 2, 3, 3), group=2))
+    out.append(conv("conv_depthwise", (1, 4, 6, 6), (4, 1, 3, 3), group=4, pads=[1, 1, 1, 1]))
     # Element-wise arithmetic.
-    out.append(_binary_ss("Add", (2, 10), (2, 10)))
-    out.append(_binary_ss("Sub", (2, 10), (2, 10)))
-    out.append(_model("add_bias_2x10", [helper.make_node("Add", ["x", "B"], ["out"], name="/b/Add")],
-                      {"x": (2, 10)}, [_weight("B", (10,))]))
-    out.append(_binary_ss("Mul", (2, 10), (2, 10)))
-    out.append(_binary_ss("Mul", (3, 7), (3, 7)))
-    out.append(_binary_ss("Mul", (2, 3, 4), (4,)))
-    out.append(_binary_const("Mul", (2, 10), 0.5))
-    out.append(_binary_const("Div", (2, 10), 3.0))
-    out.append(_binary_ss("Div", (2, 10), (2, 10)))
-    out.append(_model("mul_weight_2x10", [helper.make_node("Mul", ["x", "W"], ["out"], name="/s/Mul")],
-                      {"x": (2, 10)}, [_weight("W", (10,))]))
+    out.append(binary_ss("Add", (2, 10), (2, 10)))
+    out.append(binary_ss("Sub", (2, 10), (2, 10)))
+    out.append(model("add_bias_2x10", [helper.make_node("Add", ["x", "B"], ["out"], name="/b/Add")],
+                      {"x": (2, 10)}, [weight("B", (10,))]))
+    out.append(binary_ss("Mul", (2, 10), (2, 10)))
+    out.append(binary_ss("Mul", (3, 7), (3, 7)))
+    out.append(binary_ss("Mul", (2, 3, 4), (4,)))
+    out.append(binary_const("Mul", (2, 10), 0.5))
+    out.append(binary_const("Div", (2, 10), 3.0))
+    out.append(binary_ss("Div", (2, 10), (2, 10)))
+    out.append(model("mul_weight_2x10", [helper.make_node("Mul", ["x", "W"], ["out"], name="/s/Mul")],
+                      {"x": (2, 10)}, [weight("W", (10,))]))
     # Non-linear.
-    out.append(_unary("Relu", (2, 50)))
-    out.append(_unary("Relu", (3, 7)))
+    out.append(unary("Relu", (2, 50)))
+    out.append(unary("Relu", (3, 7)))
     for op in ("Sigmoid", "Tanh", "Exp", "Erf", "Reciprocal", "Sqrt"):
-        out.append(_unary(op, (2, 10)))
-    out.append(_unary("Sigmoid", (3, 7)))
-    out.append(_unary("Exp", (3, 7)))
-    out.append(_binary_const("Pow", (2, 10), 2.0))
-    out.append(_binary_const("Pow", (2, 10), 3.0))
-    out.append(_unary("Softmax", (2, 10), axis=-1))
-    out.append(_unary("Softmax", (3, 7), axis=-1))
-    out.append(_unary("ReduceMean", (2, 10), axes=[-1], keepdims=1))
-    out.append(_model("reducesum_2x10", [_const("axes", [-1], np.int64),
+        out.append(unary(op, (2, 10)))
+    out.append(unary("Sigmoid", (3, 7)))
+    out.append(unary("Exp", (3, 7)))
+    out.append(binary_const("Pow", (2, 10), 2.0))
+    out.append(binary_const("Pow", (2, 10), 3.0))
+    out.append(unary("Softmax", (2, 10), axis=-1))
+    out.append(unary("Softmax", (3, 7), axis=-1))
+    out.append(unary("ReduceMean", (2, 10), axes=[-1], keepdims=1))
+    out.append(model("reducesum_2x10", [const("axes", [-1], np.int64),
                                          helper.make_node("ReduceSum", ["x", "axes"], ["out"],
                                                           name="/r/ReduceSum", keepdims=1)],
                       {"x": (2, 10)}))
     # Pooling and normalisation.
-    out.append(_pool("maxpool_2x2", "MaxPool", (1, 2, 8, 8), kernel_shape=[2, 2], strides=[2, 2]))
-    out.append(_pool("maxpool_3x3_s2_p1", "MaxPool", (1, 2, 9, 9), kernel_shape=[3, 3],
+    out.append(pool("maxpool_2x2", "MaxPool", (1, 2, 8, 8), kernel_shape=[2, 2], strides=[2, 2]))
+    out.append(pool("maxpool_3x3_s2_p1", "MaxPool", (1, 2, 9, 9), kernel_shape=[3, 3],
                      strides=[2, 2], pads=[1, 1, 1, 1]))
-    out.append(_pool("maxpool_3x3_s1", "MaxPool", (1, 1, 6, 6), kernel_shape=[3, 3]))
-    out.append(_pool("avgpool_2x2", "AveragePool", (1, 2, 8, 8), kernel_shape=[2, 2], strides=[2, 2]))
-    out.append(_pool("globalavgpool", "GlobalAveragePool", (1, 3, 4, 4)))
-    out.append(_model("batchnorm_1x3x4x4",
+    out.append(pool("maxpool_3x3_s1", "MaxPool", (1, 1, 6, 6), kernel_shape=[3, 3]))
+    out.append(pool("avgpool_2x2", "AveragePool", (1, 2, 8, 8), kernel_shape=[2, 2], strides=[2, 2]))
+    out.append(pool("globalavgpool", "GlobalAveragePool", (1, 3, 4, 4)))
+    out.append(model("batchnorm_1x3x4x4",
                       [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["out"],
                                         name="/bn/BatchNormalization", epsilon=1e-5)],
                       {"x": (1, 3, 4, 4)},
-                      [_weight("s", (3,)), _weight("b", (3,)), _weight("m", (3,)),
-                       _weight("v", (3,), positive=True)]))
-    out.append(_model("layernorm_2x4x8",
+                      [weight("s", (3,)), weight("b", (3,)), weight("m", (3,)),
+                       weight("v", (3,), positive=True)]))
+    out.append(model("layernorm_2x4x8",
                       [helper.make_node("LayerNormalization", ["x", "g", "b"], ["out"],
                                         name="/ln/LayerNormalization", axis=-1, epsilon=1e-5)],
-                      {"x": (2, 4, 8)}, [_weight("g", (8,)), _weight("b", (8,))]))
-    out.append(_model("gelu_erf_2x10", [
-        _const("sqrt2", 1.4142135), _const("one", 1.0), _const("half", 0.5),
+                      {"x": (2, 4, 8)}, [weight("g", (8,)), weight("b", (8,))]))
+    out.append(model("gelu_erf_2x10", [
+        const("sqrt2", 1.4142135), const("one", 1.0), const("half", 0.5),
         helper.make_node("Div", ["x", "sqrt2"], ["d"], name="/gelu/Div"),
         helper.make_node("Erf", ["d"], ["e"], name="/gelu/Erf"),
         helper.make_node("Add", ["e", "one"], ["a"], name="/gelu/Add"),
@@ -165,8 +165,8 @@ def cases() -> list[Case]:
         helper.make_node("Mul", ["m", "half"], ["out"], name="/gelu/Mul_1"),
     ], {"x": (2, 10)}))
     # Free plumbing: costs nothing anywhere.
-    out.append(_model("plumbing_2x3x4", [
-        _const("shape", [6, 4], np.int64),
+    out.append(model("plumbing_2x3x4", [
+        const("shape", [6, 4], np.int64),
         helper.make_node("Reshape", ["x", "shape"], ["r"], name="/p/Reshape"),
         helper.make_node("Transpose", ["r"], ["t"], name="/p/Transpose", perm=[1, 0]),
         helper.make_node("Flatten", ["t"], ["f"], name="/p/Flatten", axis=1),

@@ -1,0 +1,177 @@
+"""Command line: `hawkeye-onnx report MODEL`, `hawkeye-onnx backends`.
+
+A thin layer over `hawkeye_onnx.profile`. Errors the user can fix print one line on stderr and exit
+with a documented code (see `EXIT_CODES`); `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
+from hawkeye_onnx.load import parse_shape
+from hawkeye_onnx.profile import profile
+from hawkeye_onnx.render import render_markdown, render_table
+from hawkeye_onnx.rules import load_backends
+
+EXIT_CODES = {
+    0: "success",
+    1: "internal error (a bug: please report it with --debug output)",
+    2: "bad input: missing/corrupt model, bad option or parameter",
+    3: "--strict and some operator is unsupported on a selected backend",
+    4: "a rule file is broken (message gives file:line)",
+    5: "a tensor has no static shape: bind inputs with --input-shape / --batch",
+}
+
+app = typer.Typer(
+    name="hawkeye-onnx",
+    help="Static profiler of the communication cost (bytes, rounds) of ONNX models under MPC frameworks.\n\n"
+    "Exit codes: " + "; ".join(f"{k} = {v}" for k, v in EXIT_CODES.items()),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+
+def _run(debug: bool, fn: Callable[[], T]) -> T:
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        return fn()
+    except HawkeyeError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"hawkeye-onnx: error: {exc}", markup=False)
+        raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        err.print("hawkeye-onnx: interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        first = (str(exc).splitlines() or [""])[0][:200]
+        err.print(f"hawkeye-onnx: internal error: {type(exc).__name__}: {first} (run with --debug for a traceback)",
+                  markup=False)
+        raise typer.Exit(1) from None
+
+
+def _parse_params(values: list[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        backend, dot, name = key.partition(".")
+        if not sep or not dot or not backend or not name or not value:
+            raise ParamError(f"--param {item!r}: expected BACKEND.NAME=VALUE, e.g. crypten.parties=3")
+        out.setdefault(backend, {})[name] = value
+    return out
+
+
+def _parse_backends(value: str) -> list[str] | None:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names or names == ["all"]:
+        return None
+    return names
+
+
+@app.command()
+def report(
+    model: Annotated[Path, typer.Argument(help="ONNX model file (weights are never read).")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Comma-separated backends, or 'all'.")] = "all",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table (terminal), md (Markdown) or json.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    input_shape: Annotated[list[str] | None, typer.Option(
+        "--input-shape", "-i", help="Bind an input's shape, e.g. input=1x3x32x32 (repeatable).")] = None,
+    batch: Annotated[int | None, typer.Option(help="Set dim 0 of every input (overrides a fixed batch too).")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Override a backend parameter, e.g. crypten.parties=3 (repeatable). "
+        "See `hawkeye-onnx backends`.")] = None,
+    depth: Annotated[int | None, typer.Option(
+        help="Depth of the module tree: in JSON, levels kept (default all); in tables, the module level shown "
+        "(default 1).")] = None,
+    strict: Annotated[bool, typer.Option(help="Exit with code 3 if any operator is unsupported.")] = False,
+    public_weights: Annotated[bool, typer.Option(help="Treat weights (float initializers) as public.")] = False,
+    top: Annotated[int, typer.Option(help="Rows in the module and operator tables.")] = 15,
+    debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
+) -> None:
+    """Profile MODEL's communication under each backend (default: a table per backend, top modules and operators).
+
+    Examples:
+
+      hawkeye-onnx report models/lenet5.onnx
+
+      hawkeye-onnx report models/mlp.onnx --batch 32 --backend crypten -p crypten.parties=3 -f json -o mlp.json
+    """
+
+    def go() -> None:
+        if fmt not in ("table", "md", "json"):
+            raise ParamError(f"--format {fmt!r}: choose table, md or json")
+        if depth is not None and depth < 0:
+            raise ParamError("--depth must be >= 0")
+        shapes = dict(parse_shape(s) for s in (input_shape or []))
+        result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
+                         input_shapes=shapes, batch=batch, public_weights=public_weights,
+                         depth=depth if fmt == "json" else None)
+        if fmt == "json":
+            text = result.to_json()
+        elif fmt == "md":
+            text = render_markdown(result, depth=depth or 1, top=top)
+        else:
+            text = None
+        if text is not None:
+            if output:
+                output.write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+        else:
+            console = Console(file=output.open("w", encoding="utf-8") if output else None, width=160 if output else None)
+            render_table(result, console, depth=depth or 1, top=top)
+        if strict and result.has_unsupported:
+            ops = sorted({u.op_type for b in result.backends.values() for u in b.unsupported})
+            raise UnsupportedError(f"unsupported operators with --strict: {', '.join(ops)}")
+
+    _run(debug, go)
+
+
+@app.command()
+def backends(
+    debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
+) -> None:
+    """List the backends, their parameters (defaults, meaning, source) and the ops each one prices."""
+
+    def go() -> None:
+        console = Console()
+        for b in load_backends():
+            table = Table(title=f"{b.name}: {b.title} {b.version} ({b.framework})", title_justify="left")
+            table.add_column("parameter")
+            table.add_column("default", justify="right")
+            table.add_column("meaning")
+            table.add_column("source")
+            for p in b.params.values():
+                table.add_row(f"{b.name}.{p.name}", str(p.default), p.doc, p.source)
+            console.print(table)
+            priced = sorted(op for op, r in b.ops.items() if not r.free and r.unsupported is None)
+            free = sorted(op for op, r in b.ops.items() if r.free)
+            console.print(f"  priced ops: {', '.join(priced)}", markup=False)
+            console.print(f"  free (local) ops: {', '.join(free)}", markup=False)
+            console.print(f"  rule file: {b.path}\n", markup=False)
+
+    _run(debug, go)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
