@@ -56,7 +56,7 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         prim_totals.setdefault(step.prim, np.zeros(4, dtype=np.int64))
         prim_totals[step.prim] += step.cost.sum(axis=0)
         prim_calls[step.prim] += int(step.calls.sum())
-        for i, c, row in zip(step.nodes.tolist(), step.calls.tolist(), step.cost):
+        for i, c, row in zip(step.nodes.tolist(), step.calls.tolist(), step.cost, strict=False):
             per_node[i].append((step.prim, c, row))
 
     op_count: dict[str, int] = defaultdict(int)

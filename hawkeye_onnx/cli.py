@@ -57,7 +57,7 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         err.print("hawkeye-onnx: interrupted", markup=False)
         raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+    except Exception as exc:
         if debug:
             traceback.print_exc()
         first = (str(exc).splitlines() or [""])[0][:200]
@@ -134,8 +134,11 @@ def report(
             else:
                 sys.stdout.write(text)
         else:
-            console = Console(file=output.open("w", encoding="utf-8") if output else None, width=160 if output else None)
-            render_table(result, console, depth=depth or 1, top=top)
+            if output:
+                with output.open("w", encoding="utf-8") as fh:
+                    render_table(result, Console(file=fh, width=160), depth=depth or 1, top=top)
+            else:
+                render_table(result, Console(), depth=depth or 1, top=top)
         if strict and result.has_unsupported:
             ops = sorted({u.op_type for b in result.backends.values() for u in b.unsupported})
             raise UnsupportedError(f"unsupported operators with --strict: {', '.join(ops)}")

@@ -109,7 +109,7 @@ class _Evaluator:
         return calls, cost
 
 
-def _call(expr, env, backend: Backend, where: str):  # noqa: ANN001 - thin wrapper
+def _call(expr, env, backend: Backend, where: str):
     try:
         with np.errstate(all="ignore"):
             return expr(env)
@@ -164,7 +164,8 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
                 steps.append(StepCost(step.prim, indices[mask], calls, total))
         if remaining.any():
             names = [graph.nodes[i].name or key for i in indices[remaining]]
-            unsupported.setdefault(key, (f"no variant of the {backend.name} rule for {key} matches", []))[1].extend(names)
+            reason = f"no variant of the {backend.name} rule for {key} matches these nodes"
+            unsupported.setdefault(key, (reason, []))[1].extend(names)
     return BackendCost(backend, node_cost, tuple(steps),
                        tuple(Unsupported(k, r, tuple(n)) for k, (r, n) in sorted(unsupported.items())))
 

@@ -27,11 +27,11 @@ Fn = Callable[[Env], Value]
 
 
 def _ceil(x: Value) -> Value:
-    return np.ceil(x).astype(np.int64) if isinstance(x, np.ndarray) else int(math.ceil(x))
+    return np.ceil(x).astype(np.int64) if isinstance(x, np.ndarray) else math.ceil(x)
 
 
 def _floor(x: Value) -> Value:
-    return np.floor(x).astype(np.int64) if isinstance(x, np.ndarray) else int(math.floor(x))
+    return np.floor(x).astype(np.int64) if isinstance(x, np.ndarray) else math.floor(x)
 
 
 def _ceil_div(a: Value, b: Value) -> Value:
@@ -203,7 +203,7 @@ def compile_expr(text: str | int | float, where: str = "<expr>") -> Expr:
     return Expr(src, frozenset(names), fn)
 
 
-def _compile(node: ast.AST, src: str, where: str, names: set[str]) -> Fn:  # noqa: C901
+def _compile(node: ast.AST, src: str, where: str, names: set[str]) -> Fn:
     def bad(what: str) -> RuleError:
         return RuleError(f"{where}: {what} is not allowed in formula {src!r}")
 
@@ -223,9 +223,9 @@ def _compile(node: ast.AST, src: str, where: str, names: set[str]) -> Fn:  # noq
         if op is None:
             raise bad(f"operator {type(node.op).__name__}")
         left, right = _compile(node.left, src, where, names), _compile(node.right, src, where, names)
-        if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and isinstance(node.right, ast.Constant):
-            if node.right.value == 0:
-                raise RuleError(f"{where}: division by zero in formula {src!r}")
+        divides = isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod))
+        if divides and isinstance(node.right, ast.Constant) and node.right.value == 0:
+            raise RuleError(f"{where}: division by zero in formula {src!r}")
         return lambda env: op(left(env), right(env))
     if isinstance(node, ast.UnaryOp):
         operand = _compile(node.operand, src, where, names)

@@ -126,7 +126,7 @@ def _small_value(t: TensorProto) -> np.ndarray | None:
         return None
     try:
         return numpy_helper.to_array(t)
-    except Exception:  # noqa: BLE001 - an undecodable constant simply stays unknown
+    except Exception:
         return None
 
 

@@ -141,7 +141,7 @@ def _ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
         return None
     try:
         return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
-    except Exception:  # noqa: BLE001 - a fallback: any failure means "no better shapes"
+    except Exception:
         return None
 
 

@@ -69,7 +69,7 @@ def render_table(profile: Profile, console: Console, depth: int = 1, top: int = 
     first = profile.backends[names[0]]
     rows = {p: [] for p, _ in modules_at_depth(first.tree, depth)}
     for n in names:
-        for p, node in modules_at_depth(profile.backends[n].tree, depth):
+        for p, _node in modules_at_depth(profile.backends[n].tree, depth):
             rows.setdefault(p, [])
     for p in rows:
         cells = []

@@ -32,7 +32,7 @@ class Totals:
     offline: Cost = Cost()
 
     @classmethod
-    def of(cls, row) -> Totals:  # noqa: ANN001 - a length-4 sequence of ints
+    def of(cls, row) -> Totals:
         return cls(Cost(int(row[0]), int(row[1])), Cost(int(row[2]), int(row[3])))
 
     def to_dict(self) -> dict[str, Any]:

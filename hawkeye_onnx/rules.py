@@ -122,7 +122,7 @@ class Backend:
 def _coerce(backend: str, key: str, raw: str | Scalar, default: Scalar) -> Scalar:
     if not isinstance(raw, str):
         return raw
-    if isinstance(default, bool) or isinstance(default, str):
+    if isinstance(default, (bool, str)):
         return raw
     try:
         value: Scalar = int(raw) if isinstance(default, int) else float(raw)
