@@ -129,7 +129,8 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         key = _op_key(node)
         rule = backend.ops.get(key)
         if rule is None:
-            unsupported.setdefault(key, (f"no {backend.name} rule for {key}", []))[1].append(node.name or key)
+            reason = backend.unknown_op or f"no {backend.name} rule for {key}"
+            unsupported.setdefault(key, (reason, []))[1].append(node.name or key)
         elif rule.unsupported is not None:
             unsupported.setdefault(key, (rule.unsupported, []))[1].append(node.name or key)
         elif not rule.free:

@@ -147,12 +147,13 @@ def _layernorm(node: Node, graph: Graph) -> list[int]:
 
 
 @register(("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare",
-           "ArgMax", "ArgMin"), ["rows", "c"])
+           "ArgMax", "ArgMin"), ["rows", "c", "axes_input"])
 def _reduce(node: Node, graph: Graph) -> list[int]:
+    """`axes_input`: the axes come as a second input (ReduceSum >= 13, the others >= 18)."""
     x = _shape(graph, node.inputs[0], node)
     y = _shape(graph, node.outputs[0], node)
     rows = max(_size(y), 1)
-    return [rows, _size(x) // rows]
+    return [rows, _size(x) // rows, int(len(node.inputs) > 1 and bool(node.inputs[1]))]
 
 
 @register("BatchNormalization", ["N", "C", "spatial"])

@@ -102,6 +102,7 @@ class Backend:
     ops: Mapping[str, OpRule]
     path: str
     values: Mapping[str, Scalar] = field(default_factory=dict)
+    unknown_op: str = ""
 
     def with_params(self, overrides: Mapping[str, str | Scalar]) -> Backend:
         """A copy with parameter values overridden; unknown names and bad values are refused."""
@@ -112,7 +113,7 @@ class Backend:
                 raise ParamError(f"backend {self.name!r} has no parameter {key!r} (known: {known})")
             values[key] = _coerce(self.name, key, raw, self.params[key].default)
         return Backend(self.name, self.title, self.version, self.framework, self.conventions,
-                       self.params, self.primitives, self.ops, self.path, values)
+                       self.params, self.primitives, self.ops, self.path, values, self.unknown_op)
 
     @property
     def param_values(self) -> Mapping[str, Scalar]:
@@ -327,7 +328,7 @@ def load_backend(path: str | Path) -> Backend:
 
     return Backend(name, str(meta.get("title", name)), str(meta.get("version", "")),
                    str(meta.get("framework", "")), str(meta.get("conventions", "")),
-                   params, prims, ops, shown)
+                   params, prims, ops, shown, unknown_op=str(meta.get("unknown_op", "")))
 
 
 def _check_cycles(prims: Mapping[str, Primitive], loc: _Locator) -> None:

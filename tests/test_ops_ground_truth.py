@@ -74,11 +74,31 @@ def test_crypten_pools_are_free():
 
 
 @pytest.mark.parametrize("op,per_elem,rounds", [
-    ("Relu", 464, 9), ("Exp", 128, 8), ("Reciprocal", 1104, 38), ("Sqrt", 400, 18), ("Sigmoid", 752, 23),
+    ("Relu", 464, 9), ("Exp", 128, 8), ("Sqrt", 400, 18), ("Sigmoid", 752, 23),
 ])
 @pytest.mark.parametrize("shape", SIZES)
 def test_crypten_elementwise(op, per_elem, rounds, shape):
     assert _cost(opzoo.unary(op, shape).model, "crypten") == (per_elem * math.prod(shape), rounds)
+
+
+@pytest.mark.parametrize("shape", SIZES)
+def test_crypten_reciprocal_through_division(shape):
+    """from_onnx has no Reciprocal module; x / y runs reciprocal(y) (1104 n, 38 rounds) and one mul."""
+    n = math.prod(shape)
+    assert _cost(opzoo.binary_ss("Div", shape, shape).model, "crypten") == ((1104 + 32) * n, 39)
+    p = profile(opzoo.unary("Reciprocal", shape).model, backends=["crypten"])
+    assert [u.op_type for u in p.backends["crypten"].unsupported] == ["Reciprocal"]
+
+
+@pytest.mark.parametrize("parties", [3, 4])
+@pytest.mark.parametrize("shape", SIZES)
+def test_crypten_relu_with_more_parties(parties, shape):
+    """Comparison: 7(P-1)+1 rounds, (26(P-1)+1) n elements per party; the product with the 0/1 result
+    opens 2n more in one round (no truncation: the bit has scale 1). One opening of E elements = 8 P E bytes."""
+    n = math.prod(shape)
+    elements = (26 * (parties - 1) + 1) * n + 2 * n
+    want = (8 * parties * elements, 7 * (parties - 1) + 2)
+    assert _cost(opzoo.unary("Relu", shape).model, "crypten", parties) == want
 
 
 @pytest.mark.parametrize("x", [(1, 2, 8, 8), (1, 6, 24, 24), (2, 1, 4, 6)])

@@ -73,9 +73,9 @@ def binary_ss(op: str, xs: tuple[int, ...], ys: tuple[int, ...]) -> Case:
     return model(f"{op.lower()}_ss_{tag}", [node], {"x": xs, "y": ys})
 
 
-def binary_const(op: str, shape: tuple[int, ...], value: float) -> Case:
+def binary_const(op: str, shape: tuple[int, ...], value: float, tag: str | None = None) -> Case:
     nodes = [const("c", value), helper.make_node(op, ["x", "c"], ["out"], name=f"/{op.lower()}/{op}")]
-    return model(f"{op.lower()}_const_{'x'.join(map(str, shape))}", nodes, {"x": shape})
+    return model(f"{tag or op.lower() + '_const'}_{'x'.join(map(str, shape))}", nodes, {"x": shape})
 
 
 def conv(name: str, x: tuple[int, ...], w: tuple[int, ...], bias: bool = True, **attrs) -> Case:
@@ -130,8 +130,8 @@ def cases() -> list[Case]:
         out.append(unary(op, (2, 10)))
     out.append(unary("Sigmoid", (3, 7)))
     out.append(unary("Exp", (3, 7)))
-    out.append(binary_const("Pow", (2, 10), 2.0))
-    out.append(binary_const("Pow", (2, 10), 3.0))
+    out.append(binary_const("Pow", (2, 10), 2.0, tag="pow2"))
+    out.append(binary_const("Pow", (2, 10), 3.0, tag="pow3"))
     out.append(unary("Softmax", (2, 10), axis=-1))
     out.append(unary("Softmax", (3, 7), axis=-1))
     out.append(unary("ReduceMean", (2, 10), axes=[-1], keepdims=1))
