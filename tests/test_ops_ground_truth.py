@@ -90,11 +90,13 @@ def test_crypten_reciprocal_through_division(shape):
     assert [u.op_type for u in p.backends["crypten"].unsupported] == ["Reciprocal"]
 
 
-@pytest.mark.parametrize("parties", [3, 4])
+@pytest.mark.parametrize("parties", [3])
 @pytest.mark.parametrize("shape", SIZES)
 def test_crypten_relu_with_more_parties(parties, shape):
     """Comparison: 7(P-1)+1 rounds, (26(P-1)+1) n elements per party; the product with the 0/1 result
-    opens 2n more in one round (no truncation: the bit has scale 1). One opening of E elements = 8 P E bytes."""
+    opens 2n more in one round (no truncation: the bit has scale 1). One opening of E elements = 8 P E bytes.
+    (For P >= 4 the page's round formula is off: the adder tree has ceil(log2 P) levels, see
+    validation/crypten/NOTES.md; those cases are checked against measurements in test_measured.py.)"""
     n = math.prod(shape)
     elements = (26 * (parties - 1) + 1) * n + 2 * n
     want = (8 * parties * elements, 7 * (parties - 1) + 2)

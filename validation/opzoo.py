@@ -164,6 +164,18 @@ def cases() -> list[Case]:
         helper.make_node("Mul", ["x", "a"], ["m"], name="/gelu/Mul"),
         helper.make_node("Mul", ["m", "half"], ["out"], name="/gelu/Mul_1"),
     ], {"x": (2, 10)}))
+    # Added after the first CrypTen run (validation/crypten/NOTES.md): more window sizes and ops.
+    out.append(pool("maxpool_4x4", "MaxPool", (1, 1, 8, 8), kernel_shape=[4, 4], strides=[4, 4]))
+    out.append(pool("maxpool_5x5", "MaxPool", (1, 1, 10, 10), kernel_shape=[5, 5], strides=[5, 5]))
+    out.append(unary("Softmax", (1, 64), axis=-1))
+    out.append(unary("LogSoftmax", (2, 10), axis=-1))
+    out.append(model("clip_relu6_2x10", [const("lo", 0.0), const("hi", 6.0),
+                                         helper.make_node("Clip", ["x", "lo", "hi"], ["out"], name="/act/Clip")],
+                     {"x": (2, 10)}))
+    out.append(model("where_eq_2x10", [
+        helper.make_node("Equal", ["x", "y"], ["e"], name="/w/Equal"),
+        helper.make_node("Where", ["e", "x", "y"], ["out"], name="/w/Where"),
+    ], {"x": (2, 10), "y": (2, 10)}))
     # Free plumbing: costs nothing anywhere.
     out.append(model("plumbing_2x3x4", [
         const("shape", [6, 4], np.int64),
