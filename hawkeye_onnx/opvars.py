@@ -60,15 +60,14 @@ def _size(shape: tuple[int, ...]) -> int:
 
 
 def generic(node: Node, graph: Graph) -> list[int]:
-    out = _size(_shape(graph, node.outputs[0], node)) if node.outputs else 0
     sizes, flags = [0, 0, 0], [0, 0, 0]
-    for i, name in enumerate(node.inputs[:3]):
+    for i, name in enumerate(node.inputs[:3]):  # inputs first: an unknown input names the root cause
         if name:
             t = graph.tensors[name]
             sizes[i] = _size(_shape(graph, name, node))
             flags[i] = int(t.secret)
-    rank = len(_shape(graph, node.outputs[0], node)) if node.outputs else 0
-    return [out, *sizes, *flags, rank]
+    out_shape = _shape(graph, node.outputs[0], node) if node.outputs else ()
+    return [_size(out_shape), *sizes, *flags, len(out_shape)]
 
 
 @register("MatMul", ["batch", "m", "k", "q"])

@@ -1,0 +1,72 @@
+"""Loading: weights never read, shapes bound and inferred, onnxruntime's fallback, clear shape errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hawkeye_onnx import profile
+from hawkeye_onnx.errors import ShapeError
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _gemm_model(batch: int | str = 2) -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.ones((4, 8), np.float32), "W")
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="/fc/Gemm", transB=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_external_weights_are_never_read(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(_gemm_model(), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.bin", size_threshold=0)
+    (tmp_path / "weights.bin").unlink()  # dims are in the proto; the data is not needed
+    p = profile(path, backends=["crypten"])
+    # CrypTen Gemm: one opening of |x| + |W| = 16 + 32 elements, 16 bytes per element for 2 parties.
+    assert p.backends["crypten"].total.online.bytes == 16 * (2 * 8 + 8 * 4)
+    assert p.model.parameters == 32
+
+
+def test_public_weights_make_a_linear_layer_a_public_product() -> None:
+    p = profile(_gemm_model(), backends=["crypten", "semi2k"], public_weights=True)
+    assert p.backends["crypten"].total.online.bytes == 0  # 2-party truncation is local
+    # SPU: a public product still pays one truncation (4 B per element per party) per output.
+    assert (p.backends["semi2k"].total.online.bytes, p.backends["semi2k"].total.online.rounds) == (2 * 4 * 2 * 4, 1)
+
+
+def test_symbolic_batch_bound_by_name() -> None:
+    p = profile(_gemm_model("N"), backends=["crypten"], input_shapes={"x": (5, 8)})
+    assert p.model.inputs["x"] == (5, 8)
+    assert p.backends["crypten"].total.online.bytes == 16 * (5 * 8 + 8 * 4)
+
+
+def test_data_dependent_shape_names_the_tensor() -> None:
+    nodes = [helper.make_node("NonZero", ["x"], ["nz"], name="/nz/NonZero"),
+             helper.make_node("Cast", ["nz"], ["f"], name="/nz/Cast", to=TensorProto.FLOAT),
+             helper.make_node("Relu", ["f"], ["y"], name="/act/Relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ShapeError, match=r"'f'.*Relu.*no static shape"):
+        profile(model, backends=["crypten"])
+
+
+def test_onnxruntime_fills_shapes_onnx_cannot() -> None:
+    """onnx has no shape function for com.microsoft ops; onnxruntime's symbolic inference does."""
+    nodes = [helper.make_node("Gelu", ["x"], ["g"], name="/act/Gelu", domain="com.microsoft"),
+             helper.make_node("Relu", ["g"], ["y"], name="/act2/Relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    p = profile(model, backends=["crypten"])
+    b = p.backends["crypten"]
+    assert [u.op_type for u in b.unsupported] == ["com.microsoft::Gelu"]
+    assert b.ops["Relu"].totals.online.bytes == 464 * 6  # the ReLU after it is priced on its inferred shape
