@@ -56,8 +56,11 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         prim_totals.setdefault(step.prim, np.zeros(4, dtype=np.int64))
         prim_totals[step.prim] += step.cost.sum(axis=0)
         prim_calls[step.prim] += int(step.calls.sum())
-        for i, c, row in zip(step.nodes.tolist(), step.calls.tolist(), step.cost, strict=False):
+        # Python ints once per array: converting numpy scalars one by one costs ~15 us each.
+        for i, c, row in zip(step.nodes.tolist(), step.calls.tolist(), step.cost.tolist(), strict=True):
             per_node[i].append((step.prim, c, row))
+    node_rows = cost.node_cost.tolist()
+    mod_rows = mod_cost.tolist()
 
     op_count: dict[str, int] = defaultdict(int)
     op_cost: dict[str, np.ndarray] = {}
@@ -80,16 +83,16 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         prims = ()
         if depth is None or level < depth:
             prims = tuple(TreeNode(p, "primitive", Totals.of(row), calls=c) for p, c, row in per_node[i])
-        return TreeNode(node.name or f"{node.op_type}_{i}", "node", Totals.of(cost.node_cost[i]), prims,
+        return TreeNode(node.name or f"{node.op_type}_{i}", "node", Totals.of(node_rows[i]), prims,
                         op_type=node.op_type)
 
     def module_tree(m: int, level: int) -> TreeNode:
         kids: list[TreeNode] = []
         if depth is None or level < depth:
-            kids = [module_tree(c, level + 1) for c in children[m] if mod_cost[c].any()]
+            kids = [module_tree(c, level + 1) for c in children[m] if any(mod_rows[c])]
             kids += [node_tree(i, level + 1) for i in nodes_of[m]]
         name = modules.paths[m][-1] if modules.paths[m] else "model"
-        return TreeNode(name, "module", Totals.of(mod_cost[m]), tuple(kids))
+        return TreeNode(name, "module", Totals.of(mod_rows[m]), tuple(kids))
 
     sources = {op: r.source for op, r in sorted(backend.ops.items())}
     return BackendReport(

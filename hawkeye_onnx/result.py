@@ -148,7 +148,8 @@ class Profile:
                 "conventions": dict(self.conventions),
                 "backends": {k: v.to_dict() for k, v in self.backends.items()}}
 
-    def to_json(self, indent: int | None = 1) -> str:
+    def to_json(self, indent: int | None = None) -> str:
+        """Compact by default: the C encoder is ~10x faster than an indented dump on big trees."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
 
     @property
