@@ -101,10 +101,11 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         version=backend.version,
         params=dict(backend.param_values),
         sources=sources,
-        total=Totals.of(mod_cost[0]),
+        total=Totals.of(mod_rows[0]),
         tree=module_tree(0, 0),
-        ops={k: OpSummary(op_count[k], Totals.of(v)) for k, v in sorted(op_cost.items(), key=lambda kv: -kv[1][0])},
-        primitives={k: OpSummary(prim_calls[k], Totals.of(v))
+        ops={k: OpSummary(op_count[k], Totals.of(v.tolist()))
+             for k, v in sorted(op_cost.items(), key=lambda kv: -kv[1][0])},
+        primitives={k: OpSummary(prim_calls[k], Totals.of(v.tolist()))
                     for k, v in sorted(prim_totals.items(), key=lambda kv: -kv[1][0])},
         unsupported=tuple(UnsupportedOp(u.op_type, u.reason, u.nodes) for u in cost.unsupported),
     )
