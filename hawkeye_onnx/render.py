@@ -89,7 +89,7 @@ def render_table(profile: Profile, console: Console, depth: int = 1, top: int = 
                       key=lambda o: -max(b.ops[o].totals.online.bytes if o in b.ops else 0
                                          for b in profile.backends.values()))
     for o in op_types[:top]:
-        ops.add_row(o, *(f"{human_bytes(b.ops[o].totals.online.bytes)} / {b.ops[o].totals.online.rounds:,} "
+        ops.add_row(Text(o), *(f"{human_bytes(b.ops[o].totals.online.bytes)} / {b.ops[o].totals.online.rounds:,} "
                          f"(×{b.ops[o].count})" if o in b.ops else "-" for b in profile.backends.values()))
     console.print(ops)
     for b in profile.backends.values():

@@ -190,3 +190,17 @@ def test_hostile_node_names_are_escaped_in_markdown(tmp_path: Path, name: str) -
     md = run("report", str(path), "-f", "md", "--depth", "2")
     assert md.returncode == 0
     assert "<img" not in md.stdout
+
+
+def test_rich_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
+    node = helper.make_node("Op[/]", ["x"], ["y"], name="[bold red]/evil[/]/Op", domain="x.y")
+    relu = helper.make_node("Relu", ["y"], ["z"], name="[/]/Relu")
+    graph = helper.make_graph([node, relu], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])],
+                              value_info=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("x.y", 1)])
+    path = tmp_path / "markup.onnx"
+    onnx.save(model, path)
+    proc = run("report", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "x.y::Op[/]" in proc.stdout and "[/]" in proc.stdout
