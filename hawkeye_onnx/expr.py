@@ -140,6 +140,18 @@ FUNCTIONS: dict[str, tuple[Callable[..., Value], int | None]] = {
 }
 
 
+def register_function(name: str, fn: Callable[..., Value], arity: int | None) -> None:
+    """Add a function that formulas may call (e.g. a framework's HE partition heuristic).
+
+    `fn` receives numpy arrays (one entry per node of an op group) or scalars and must return the
+    same; keep it vectorised. Registration happens at import of the module that defines it (see
+    `hawkeye_onnx.functions`), before any rule file is compiled.
+    """
+    if not name.isidentifier():
+        raise ValueError(f"bad function name {name!r}")
+    FUNCTIONS[name] = (fn, arity)
+
+
 def _div(a: Value, b: Value) -> Value:
     if np.any(np.asarray(b) == 0):
         raise ZeroDivisionError("division by zero")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hawkeye_onnx.functions  # noqa: F401 - registers framework helper functions
 from hawkeye_onnx.errors import ParamError, RuleError
 from hawkeye_onnx.expr import Expr, compile_expr
 from hawkeye_onnx.opvars import variables_for
