@@ -92,8 +92,10 @@ def _gemm(node: Node, graph: Graph) -> list[int]:
     return [m, k, q, bias]
 
 
-@register(("Conv", "ConvTranspose"), ["N", "C", "H", "W", "O", "kh", "kw", "Ho", "Wo", "groups"])
+@register(("Conv", "ConvTranspose"), ["N", "C", "H", "W", "O", "kh", "kw", "Ho", "Wo", "groups", "sh", "sw",
+                                      "pad_h", "pad_w", "dil_h", "dil_w"])
 def _conv(node: Node, graph: Graph) -> list[int]:
+    """Shapes, groups, strides, total padding (begin + end) and dilations; 1-D convs get W = 1."""
     x = _shape(graph, node.inputs[0], node)
     w = _shape(graph, node.inputs[1], node)
     y = _shape(graph, node.outputs[0], node)
@@ -104,16 +106,27 @@ def _conv(node: Node, graph: Graph) -> list[int]:
     h, wd = spatial_in[0], math.prod(spatial_in[1:])
     ho, wo = spatial_out[0], math.prod(spatial_out[1:])
     kh, kw = kernel[0], math.prod(kernel[1:])
-    return [x[0], x[1], h, wd, y[1], kh, kw, ho, wo, int(node.attrs.get("group", 1))]
+    strides = list(node.attrs.get("strides", (1,) * len(x[2:]))) + [1]
+    dil = list(node.attrs.get("dilations", (1,) * len(x[2:]))) + [1]
+    pads = list(node.attrs.get("pads", (0,) * 2 * len(x[2:])))
+    half = len(pads) // 2
+    pad_h = pads[0] + pads[half] if half >= 1 else 0
+    pad_w = pads[1] + pads[half + 1] if half >= 2 else 0
+    return [x[0], x[1], h, wd, y[1], kh, kw, ho, wo, int(node.attrs.get("group", 1)), strides[0], strides[1],
+            pad_h, pad_w, dil[0], dil[1]]
 
 
-@register(("MaxPool", "AveragePool", "LpPool"), ["N", "C", "k", "kh", "kw", "Ho", "Wo"])
+@register(("MaxPool", "AveragePool", "LpPool"), ["N", "C", "k", "kh", "kw", "Ho", "Wo", "H", "W", "sh", "sw"])
 def _pool(node: Node, graph: Graph) -> list[int]:
+    x = _shape(graph, node.inputs[0], node)
     y = _shape(graph, node.outputs[0], node)
     kernel = list(node.attrs.get("kernel_shape", (1,)))
     kernel += [1] * (2 - len(kernel))
     out = list(y[2:]) + [1] * (2 - len(y[2:]))
-    return [y[0], y[1], math.prod(kernel), kernel[0], math.prod(kernel[1:]), out[0], math.prod(out[1:])]
+    inp = list(x[2:]) + [1] * (2 - len(x[2:]))
+    strides = list(node.attrs.get("strides", (1,) * len(x[2:]))) + [1, 1]
+    return [y[0], y[1], math.prod(kernel), kernel[0], math.prod(kernel[1:]), out[0], math.prod(out[1:]),
+            inp[0], math.prod(inp[1:]), strides[0], strides[1]]
 
 
 @register(("GlobalAveragePool", "GlobalMaxPool"), ["N", "C", "k"])

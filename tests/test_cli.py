@@ -135,7 +135,7 @@ def test_json_contract(tmp_path: Path) -> None:
     assert data["schema"] == "hawkeye-onnx/1"
     assert data["mode"] == "inference"
     assert set(data["model"]) >= {"name", "sha256", "inputs", "nodes", "parameters", "opset"}
-    assert list(data["backends"]) == ["crypten", "semi2k"]
+    assert list(data["backends"])[:2] == ["crypten", "semi2k"]
     for b in data["backends"].values():
         assert set(b) >= {"params", "total", "tree", "ops", "unsupported", "primitives"}
         for phase in ("online", "offline"):
