@@ -154,6 +154,10 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             if not mask.any():
                 continue
             remaining &= ~mask
+            if variant.unsupported is not None:
+                names = [graph.nodes[i].name or key for i in indices[mask]]
+                unsupported.setdefault(key, (variant.unsupported, []))[1].extend(names)
+                continue
             sub = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape == mask.shape else v) for k, v in env.items()}
             count = int(mask.sum())
             for name, expr in variant.lets:

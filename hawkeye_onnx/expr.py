@@ -90,6 +90,21 @@ def _tree_pairs(c: Value, steps: Value) -> Value:
     return total if total.shape else int(total)
 
 
+def _halving_levels(n: Value) -> Value:
+    """Levels of a tree reduction that halves and sets an odd element aside, folding the set-aside
+    elements back one level each: floor(log2 n) + popcount(n) - 1 (SPU's TreeReduce)."""
+    arr = np.asarray(n, dtype=np.int64)
+    bits = np.zeros_like(arr)
+    log = np.full_like(arr, -1)
+    v = arr.copy()
+    while np.any(v > 0):
+        bits += v & 1
+        log += v > 0
+        v >>= 1
+    out = np.maximum(log + bits - 1, 0)
+    return out if out.shape else int(out)
+
+
 def _pow_counts(p: int) -> tuple[int, int]:
     """(squares, products) of CrypTen's recursive integer power (crypten/mpc/mpc.py MPCTensor.pow)."""
     squares = muls = 0
@@ -137,6 +152,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Value], int | None]] = {
     "pow_squares": (_pow_squares, 1),
     "pow_muls": (_pow_muls, 1),
     "is_int": (_is_int, 1),
+    "halving_levels": (_halving_levels, 1),
 }
 
 

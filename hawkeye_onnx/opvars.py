@@ -70,8 +70,9 @@ def generic(node: Node, graph: Graph) -> list[int]:
     return [_size(out_shape), *sizes, *flags, len(out_shape)]
 
 
-@register("MatMul", ["batch", "m", "k", "q"])
+@register("MatMul", ["batch", "m", "k", "q", "a_batch", "b_batch"])
 def _matmul(node: Node, graph: Graph) -> list[int]:
+    """`batch`: matrices in the output; `a_batch`/`b_batch`: matrices each operand holds (1 = 2-D)."""
     a = _shape(graph, node.inputs[0], node)
     b = _shape(graph, node.inputs[1], node)
     out = _shape(graph, node.outputs[0], node)
@@ -79,7 +80,7 @@ def _matmul(node: Node, graph: Graph) -> list[int]:
     k = a[-1]
     q = b[-1] if len(b) >= 2 else 1
     batch = _size(out) // max(1, m * q) if len(out) >= 2 else 1
-    return [batch, m, k, q]
+    return [batch, m, k, q, _size(a[:-2]), _size(b[:-2])]
 
 
 @register("Gemm", ["m", "k", "q", "bias"])

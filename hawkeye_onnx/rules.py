@@ -7,7 +7,8 @@ A rule file (`rules/<backend>.toml`) has four parts:
 * `[primitives.<name>]`: `args`, then either `online = {bytes, rounds}` / `offline = {...}` formulas or
   `steps` composing other primitives; optional `let` (named intermediate formulas).
 * `[ops.<OpType>]`: `source` (the framework file and function the cost follows), and `steps`, or
-  `variants = [{when, steps}, ...]` (first match wins), or `free = true`, or `unsupported = "why"`.
+  `variants = [{when, steps}, ...]` (first match wins; a variant may say `unsupported = "why"`
+  instead of steps), or `free = true`, or `unsupported = "why"`.
   A step is `{prim = "name", times = "...", <arg> = "<formula>"}`.
 * `[free] ops = [...]`: ops that are local (no communication) in this framework.
 
@@ -73,10 +74,13 @@ class Primitive:
 
 @dataclass(frozen=True)
 class Variant:
+    """One case of an op rule; with `unsupported`, the nodes it matches cannot run (reason given)."""
+
     when: Expr | None
     lets: tuple[tuple[str, Expr], ...]
     steps: tuple[Step, ...]
     source: str
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +324,9 @@ def load_backend(path: str | Path) -> Backend:
             if v.get("when") is not None:
                 when = compile_expr(v["when"], loc.at(tname, key))
                 _check_names(when, known, loc.at(tname, key))
+            if "unsupported" in v:
+                variants.append(Variant(when, (), (), str(v.get("source", source)), str(v["unsupported"])))
+                continue
             lets = _lets(v, known, loc, tname)
             if v.get("steps") is None:
                 raise RuleError(f"{loc.at(tname)}: rule for {op!r} needs steps, variants, free or unsupported")

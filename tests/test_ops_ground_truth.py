@@ -24,8 +24,9 @@ def _cost(model: onnx.ModelProto, backend: str, parties: int = 2) -> tuple[int, 
 
 
 def _T(n: int) -> int:
-    """Levels of SPU's tree reduction: T(4) = 2, T(9) = 4 per the ground truth."""
-    return math.ceil(math.log2(n))
+    """Levels of SPU's tree reduction: halve, set an odd element aside, fold it back one level later
+    (T(4) = 2, T(9) = 4 per the ground truth: "one more level per odd length")."""
+    return math.floor(math.log2(n)) + bin(n).count("1") - 1
 
 
 SIZES = [(2, 10), (3, 7), (1, 64)]
