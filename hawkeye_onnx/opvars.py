@@ -107,8 +107,8 @@ def _conv(node: Node, graph: Graph) -> list[int]:
     h, wd = spatial_in[0], math.prod(spatial_in[1:])
     ho, wo = spatial_out[0], math.prod(spatial_out[1:])
     kh, kw = kernel[0], math.prod(kernel[1:])
-    strides = list(node.attrs.get("strides", (1,) * len(x[2:]))) + [1]
-    dil = list(node.attrs.get("dilations", (1,) * len(x[2:]))) + [1]
+    strides = [*list(node.attrs.get("strides", (1,) * len(x[2:]))), 1]
+    dil = [*list(node.attrs.get("dilations", (1,) * len(x[2:]))), 1]
     pads = list(node.attrs.get("pads", (0,) * 2 * len(x[2:])))
     half = len(pads) // 2
     pad_h = pads[0] + pads[half] if half >= 1 else 0
@@ -125,7 +125,7 @@ def _pool(node: Node, graph: Graph) -> list[int]:
     kernel += [1] * (2 - len(kernel))
     out = list(y[2:]) + [1] * (2 - len(y[2:]))
     inp = list(x[2:]) + [1] * (2 - len(x[2:]))
-    strides = list(node.attrs.get("strides", (1,) * len(x[2:]))) + [1, 1]
+    strides = [*list(node.attrs.get("strides", (1,) * len(x[2:]))), 1, 1]
     return [y[0], y[1], math.prod(kernel), kernel[0], math.prod(kernel[1:]), out[0], math.prod(out[1:]),
             inp[0], math.prod(inp[1:]), strides[0], strides[1]]
 
