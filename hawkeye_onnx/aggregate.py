@@ -61,6 +61,15 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
             per_node[i].append((step.prim, c, row))
     node_rows = cost.node_cost.tolist()
     mod_rows = mod_cost.tolist()
+    interned: dict[tuple[int, ...], Totals] = {}
+
+    def totals(row: list[int]) -> Totals:
+        """Repeated blocks give identical rows: share one Totals object per distinct row."""
+        key = tuple(row)
+        found = interned.get(key)
+        if found is None:
+            found = interned[key] = Totals.of(row)
+        return found
 
     op_count: dict[str, int] = defaultdict(int)
     op_cost: dict[str, np.ndarray] = {}
@@ -82,8 +91,8 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         node = graph.nodes[i]
         prims = ()
         if depth is None or level < depth:
-            prims = tuple(TreeNode(p, "primitive", Totals.of(row), calls=c) for p, c, row in per_node[i])
-        return TreeNode(node.name or f"{node.op_type}_{i}", "node", Totals.of(node_rows[i]), prims,
+            prims = tuple(TreeNode(p, "primitive", totals(row), calls=c) for p, c, row in per_node[i])
+        return TreeNode(node.name or f"{node.op_type}_{i}", "node", totals(node_rows[i]), prims,
                         op_type=node.op_type)
 
     def module_tree(m: int, level: int) -> TreeNode:
@@ -92,7 +101,7 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
             kids = [module_tree(c, level + 1) for c in children[m] if any(mod_rows[c])]
             kids += [node_tree(i, level + 1) for i in nodes_of[m]]
         name = modules.paths[m][-1] if modules.paths[m] else "model"
-        return TreeNode(name, "module", Totals.of(mod_rows[m]), tuple(kids))
+        return TreeNode(name, "module", totals(mod_rows[m]), tuple(kids))
 
     sources = {op: r.source for op, r in sorted(backend.ops.items())}
     return BackendReport(

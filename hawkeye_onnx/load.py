@@ -125,16 +125,9 @@ def _symbolic_inputs(model: onnx.ModelProto) -> list[str]:
     return out
 
 
-def _has_unknown(model: onnx.ModelProto) -> bool:
-    known = {vi.name for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
-             if vi.type.tensor_type.HasField("shape")
-             and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)}
-    known |= {i.name for i in model.graph.initializer}
-    return any(o and o not in known for n in model.graph.node for o in n.output)
-
-
-def _ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """onnxruntime's sympy-based inference; returns None when it cannot finish."""
+def ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnxruntime's sympy-based inference, the fallback where onnx left shapes unknown (about 7x
+    slower than onnx's C++ inference, so only called when needed); None when it cannot finish."""
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     except ImportError:
@@ -166,10 +159,6 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
-    if _has_unknown(inferred):
-        better = _ort_symbolic(inferred)
-        if better is not None:
-            inferred = better
     symbolic = _symbolic_inputs(inferred)
     if symbolic:
         hint = (f"the model input(s) {', '.join(symbolic)} have unbound dims: pass "

@@ -14,7 +14,7 @@ import onnx
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import build_graph
-from hawkeye_onnx.load import load, require_static
+from hawkeye_onnx.load import load, ort_symbolic, require_static
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import load_backends
 
@@ -46,6 +46,10 @@ def profile(
     loaded = load(model, input_shapes, batch)
     require_static(loaded)
     graph = build_graph(loaded.model, public_weights=public_weights)
+    if any(t.shape is None for t in graph.tensors.values()):
+        better = ort_symbolic(loaded.model)  # onnx left some shape unknown: try onnxruntime's inference
+        if better is not None:
+            graph = build_graph(better, public_weights=public_weights)
     graph.extra["shape_hint"] = loaded.shape_hint
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 SCHEMA = "hawkeye-onnx/1"
@@ -37,10 +38,16 @@ class Totals(NamedTuple):
         return cls(Cost(row[0], row[1]), Cost(row[2], row[3]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"online": self.online.to_dict(), "offline": self.offline.to_dict()}
+        return dict(_totals_dict(self))
 
     def __add__(self, other: Totals) -> Totals:
         return Totals(self.online + other.online, self.offline + other.offline)
+
+
+@lru_cache(maxsize=1 << 16)
+def _totals_dict(t: Totals) -> dict[str, Any]:
+    """Shared JSON form of a Totals (big trees repeat the same few values); callers copy the outer dict."""
+    return {"online": t.online.to_dict(), "offline": t.offline.to_dict()}
 
 
 class TreeNode(NamedTuple):
@@ -59,7 +66,7 @@ class TreeNode(NamedTuple):
             d["op_type"] = self.op_type
         if self.calls is not None:
             d["calls"] = self.calls
-        d.update(self.totals.to_dict())
+        d.update(_totals_dict(self.totals))
         d["children"] = [c.to_dict() for c in self.children]
         return d
 
