@@ -70,3 +70,22 @@ def test_onnxruntime_fills_shapes_onnx_cannot() -> None:
     b = p.backends["crypten"]
     assert [u.op_type for u in b.unsupported] == ["com.microsoft::Gelu"]
     assert b.ops["Relu"].totals.online.bytes == 464 * 6  # the ReLU after it is priced on its inferred shape
+
+
+def test_model_whose_weights_exceed_2gb(tmp_path: Path) -> None:
+    """A 3.2 GB weight declared as external data (never written, never read) profiles in a blink."""
+    w = TensorProto()
+    w.name, w.data_type = "W", TensorProto.FLOAT
+    w.dims.extend([40000, 20000])
+    w.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(40000 * 20000 * 4))):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], name="/fc/Gemm", transB=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 20000])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    path = tmp_path / "big.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    p = profile(path, backends=["crypten"])
+    assert p.model.parameters == 40000 * 20000
+    assert p.backends["crypten"].total.online.bytes == 16 * (20000 + 40000 * 20000)
