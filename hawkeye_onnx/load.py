@@ -68,6 +68,23 @@ def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto,
     return model, str(path), hashlib.sha256(data).hexdigest()
 
 
+def _check_external_locations(model: onnx.ModelProto, path: str | None) -> None:
+    """Refuse external-data locations outside the model's folder (path traversal), though we never read them:
+    a file that names /etc/shadow or ../../secrets is hostile, and other tools that load it would follow it."""
+    base = Path(path).resolve().parent if path else None
+    for init in model.graph.initializer:
+        if init.data_location != TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in init.external_data if e.key == "location"), "")
+        loc = Path(location)
+        outside = loc.is_absolute() or ".." in loc.parts
+        if base is not None and not outside:
+            outside = not (base / loc).resolve().is_relative_to(base)
+        if outside:
+            raise ModelError(f"{path or '<model>'}: initializer {init.name!r} keeps its data at {location!r}, "
+                             "outside the model's folder; refusing it (move the data file beside the model)")
+
+
 def _check_versions(model: onnx.ModelProto, shown: str) -> None:
     if model.ir_version > MAX_IR_VERSION:
         raise ModelError(f"{shown}: IR version {model.ir_version} is newer than this onnx "
@@ -147,6 +164,7 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
         model = onnx.ModelProto()
         model.CopyFrom(source)
     _check_versions(model, shown)
+    _check_external_locations(model, path)
     if batch is not None and batch <= 0:
         raise ModelError(f"--batch {batch}: must be a positive integer")
     if _bind_inputs(model, input_shapes or {}, batch, shown):

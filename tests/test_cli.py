@@ -204,3 +204,19 @@ def test_rich_markup_in_names_is_printed_literally(tmp_path: Path) -> None:
     proc = run("report", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "x.y::Op[/]" in proc.stdout and "[/]" in proc.stdout
+
+
+@pytest.mark.parametrize("location", ["../../etc/passwd", "/etc/passwd", "sub/../../x.bin"])
+def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path, location: str) -> None:
+    w = onnx.TensorProto()
+    w.name, w.data_type = "W", onnx.TensorProto.FLOAT
+    w.dims.extend([4, 4])
+    w.data_location = onnx.TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", location
+    node = helper.make_node("MatMul", ["x", "W"], ["y"], name="/fc/MatMul")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    path = tmp_path / "evil.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert_one_line_error(run("report", str(path)), 2, "outside the model's folder")
