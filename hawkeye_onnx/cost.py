@@ -64,9 +64,11 @@ def _as_int(value: np.ndarray | int | float, count: int, what: str, where: str) 
         if np.any(np.abs(arr - rounded) > 1e-9 * np.maximum(1.0, np.abs(arr))):
             raise RuleError(f"{where}: {what} is not a whole number (use ceil/floor/ceil_div)")
         arr = rounded
+    if arr.dtype.kind == "f" and np.any(arr >= 2.0**62):
+        raise RuleError(f"{where}: {what} exceeds 2^62 for some node (absurd dims or parameters)")
     arr = arr.astype(np.int64)
     if np.any(arr < 0):
-        raise RuleError(f"{where}: {what} is negative for some node")
+        raise RuleError(f"{where}: {what} is negative for some node (overflow, absurd dims or a rule bug)")
     return arr
 
 

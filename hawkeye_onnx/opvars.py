@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hawkeye_onnx.errors import ShapeError
+from hawkeye_onnx.errors import ModelError, ShapeError
 from hawkeye_onnx.ir import Graph, Node
 
 GENERIC_VARS: tuple[str, ...] = ("n", "n_in", "n_in1", "n_in2", "s0", "s1", "s2", "rank")
@@ -47,11 +47,19 @@ def variables_for(op_type: str) -> tuple[str, ...]:
     return GENERIC_VARS + (extra.names if extra else ())
 
 
+#: Elements per tensor beyond which costs could overflow int64 (2^48 elements times per-element
+#: constants of up to ~2^14 stays below 2^63); no real model comes near it.
+MAX_ELEMENTS = 1 << 48
+
+
 def _shape(graph: Graph, name: str, node: Node) -> tuple[int, ...]:
     t = graph.tensor(name)
     if t is None or t.shape is None:
         hint = graph.extra.get("shape_hint", "bind the model's inputs with --input-shape NAME=DIMS or --batch N")
         raise ShapeError(f"tensor {name!r} (used by {node.op_type} node {node.name!r}) has no static shape; {hint}")
+    if math.prod(t.shape) > MAX_ELEMENTS:
+        raise ModelError(f"tensor {name!r} (used by {node.op_type} node {node.name!r}) has {math.prod(t.shape):.3g} "
+                         f"elements (shape {'x'.join(map(str, t.shape))}): absurd dims; check --input-shape / --batch")
     return t.shape
 
 

@@ -220,3 +220,10 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path, locat
     path = tmp_path / "evil.onnx"
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     assert_one_line_error(run("report", str(path)), 2, "outside the model's folder")
+
+
+def test_absurd_dims_are_refused(tmp_path: Path) -> None:
+    case = opzoo.unary("Relu", (2, 3))
+    path = tmp_path / "huge.onnx"
+    onnx.save(case.model, path)
+    assert_one_line_error(run("report", str(path), "--input-shape", "x=100000000x100000000"), 2, "absurd dims")
