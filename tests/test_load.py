@@ -89,3 +89,17 @@ def test_model_whose_weights_exceed_2gb(tmp_path: Path) -> None:
     p = profile(path, backends=["crypten"])
     assert p.model.parameters == 40000 * 20000
     assert p.backends["crypten"].total.online.bytes == 16 * (20000 + 40000 * 20000)
+
+
+def test_gather_is_free_with_public_indices_and_unsupported_with_secret_ones() -> None:
+    table = numpy_helper.from_array(np.ones((10, 4), np.float32), "E")
+    pos = helper.make_node("Constant", [], ["pos"], name="/pos/Constant",
+                           value=numpy_helper.from_array(np.array([0, 1], np.int64)))
+    nodes = [pos, helper.make_node("Gather", ["E", "pos"], ["p"], name="/pos/Gather"),
+             helper.make_node("Gather", ["E", "ids"], ["w"], name="/word/Gather"),
+             helper.make_node("Add", ["p", "w"], ["y"], name="/Add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[table])
+    p = profile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    for b in p.backends.values():
+        assert [(u.op_type, u.nodes) for u in b.unsupported] == [("Gather", ("/word/Gather",))]
