@@ -7,3 +7,4 @@ copies. Importing this module registers them (the rules loader imports it).
 from __future__ import annotations
 
 from hawkeye_onnx.expr import register_function  # noqa: F401 - used by the registrations below
+from hawkeye_onnx.fn_cheetah import FUNCTIONS as _CHEETAH  # noqa: F401 - registers rules/cheetah.toml helpers

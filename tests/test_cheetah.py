@@ -1,0 +1,425 @@
+"""OpenCheetah backend: rules/cheetah.toml and hawkeye_onnx/fn_cheetah.py.
+
+Every expected number below is derived by hand from the OpenCheetah source named in the test's docstring
+(Alibaba-Gemini-Lab/OpenCheetah at f71d4d4, emp-ot 7f3d4f0, SEAL 3.7.2), or measured by OpenCheetah
+itself (the client log in OpenCheetah issue #26), or published in the Cheetah paper (Huang et al.,
+USENIX Security 2022). Defaults: ell = 37, f = 12, N = 4096, 4 threads, ferret_cot_bytes = 0.05593.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import hawkeye_onnx
+from hawkeye_onnx import fn_cheetah
+from hawkeye_onnx.cost import _Evaluator
+from hawkeye_onnx.rules import load_backends
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORKS = ROOT / "validation" / "cheetah" / "opencheetah_networks.json"
+FERRET = 0.05593
+FRESH = 62420
+
+
+def _backend(**params):
+    return load_backends(["cheetah"], {"cheetah": {k: str(v) for k, v in params.items()}})[0]
+
+
+def prim(name: str, backend=None, **args: int) -> tuple[int, int]:
+    """Online (bytes, rounds) of one primitive call with scalar arguments."""
+    b = backend or _backend()
+    cost = _Evaluator(b).primitive(b.primitives[name], {k: np.array([v]) for k, v in args.items()}, 1)
+    return int(cost[0, 0]), int(cost[0, 1])
+
+
+def ferret(m: int) -> int:
+    return math.ceil(FERRET * m)
+
+
+# ------------------------------------------------------------------------------ silent-OT building blocks
+
+
+def test_cot_packs_l_bits_per_ot() -> None:
+    """SCI/src/OT/ferret/silent_ot.h send_ot_cam_cc: per 8 OTs ceil(8 l / 64) uint64 words; the receiver's
+    choice corrections go through emp's recv_bool / SCI io_channel.h send_bool_aligned (8 per byte); one
+    16-byte seed (mitccrh.setS). m = 8, l = 37: 5 words = 40 bytes, 1 byte of bits, 16 bytes of seed."""
+    assert prim("cot", m=8, l=37, k=1) == (40 + 1 + 16 + ferret(8), 2)
+    # 4 calls (threads) of 16 OTs each, l = 12: 2 bytes per OT, 8 bytes of bits, 4 seeds
+    assert prim("cot", m=64, l=12, k=4) == (128 + 8 + 64 + ferret(64), 2)
+
+
+def test_ot2_and_otn_message_packing() -> None:
+    """silent_ot.h send_ot_cm_cc<uint8_t>(T **data, length, l): ceil(2 * 8 * l / 8) bytes per 8 OTs.
+    send_ot_cm_cc(T **data, length, N, l): log2 N random-message OTs per instance (bits + one seed) and
+    ceil(8 N l / 8) bytes (uint8_t) or 8 ceil(8 N l / 64) bytes (uint64_t) per 8 instances."""
+    assert prim("ot2", m=8, l=1, k=1) == (2 + 1 + 16 + ferret(8), 2)
+    # the millionaire leaves: 1-out-of-16 of 2-bit messages: 32 bytes per 8, 4 choice bits each
+    assert prim("otn", m=8, b=4, l=2, k=1) == (32 + 4 + 16 + ferret(32), 2)
+    # the ring division's 1-out-of-4 of (37 + 9)-bit messages in uint64 words: 23 words per 8
+    assert prim("otn_u64", m=8, b=2, l=46, k=1) == (184 + 2 + 16 + ferret(16), 2)
+
+
+def _and_gates(q: int) -> tuple[int, int]:
+    """Gates and levels of MillionaireProtocol::traverse_and_compute_ANDs (USE_CHEETAH): per level i (1, 2,
+    4, ...) the pair at j = 0 needs one AND (cmp), every other pair two (cmp and eq)."""
+    gates = levels = 0
+    i = 1
+    while i < q:
+        levels += 1
+        for j in range(0, q, 2 * i):
+            if j + i < q:
+                gates += 1 if j == 0 else 2
+        i *= 2
+    return gates, levels
+
+
+@pytest.mark.parametrize("q", range(2, 17))
+def test_and_gate_count_matches_the_traversal(q: int) -> None:
+    """millionaire.h configure: num_triples = 2 q - 2 - bitlen(q), sci::bitlen(x) = ceil(log2 x)
+    (SCI/src/utils/utils.hpp: 'doesn't return bitlen. It returns log_alpha')."""
+    gates, levels = _and_gates(q)
+    assert gates == 2 * q - 2 - math.ceil(math.log2(q))
+    assert levels == math.ceil(math.log2(q))
+
+
+def test_millionaire_36_bits() -> None:
+    """MillionaireProtocol::compare on 8 values of 36 bits (the exact ReLU's DReLU): q = 9 digits of 4
+    bits; 72 leaf OTs 1-out-of-16 (4 B each + 4 choice bits), seed 16; NetIO::sync 1 + 1 bytes;
+    12 AND gates per value from _2ROT triples (2 random OTs each: 2 seeds, 192 COTs), opened in
+    4 levels at 4 bits (e, f, both parties) per gate = 48 bytes. Flights: leaf bits B->A, messages and
+    sync A->B, sync and triple seed B->A, seed and level 1 A->B, level 1 B->A, 2 per further level."""
+    leaf = 72 * 4 + 72 * 4 // 8 + 16
+    assert prim("millionaire", n=8, L=36, k=1) == (leaf + 2 + 32 + 12 * 8 // 2 + ferret(72 * 4 + 2 * 96), 3 + 2 * 4)
+    # fewer than 8 values are padded to 8 (compare: num_cmps = ceil(num_cmps / 8) * 8)
+    assert prim("millionaire", n=5, L=36, k=1) == prim("millionaire", n=8, L=36, k=1)
+    # L <= beta: one 1-out-of-2^L OT of 1-bit messages (compare's first branch, kkot[L - 1])
+    assert prim("millionaire", n=8, L=3, k=1) == (8 + 3 + 16 + ferret(24), 2)
+
+
+def test_mux_b2a_and_truncation() -> None:
+    """aux-protocols.cpp multiplexer: one COT of ell-bit correlations each way, 3 flights; B2A: one COT of
+    bw_y bits; truncation-cheetah.cpp truncate_msb0 = msb1_to_wrap (1-out-of-2, 1-bit messages) + B2A
+    to `shift` bits."""
+    assert prim("mux", n=8, l=37, k=1) == (2 * (40 + 1 + 16) + ferret(16), 3)
+    assert prim("b2a", n=8, l=12, k=1) == (16 + 1 + 16 + ferret(8), 2)
+    assert prim("b2a", n=8, l=1, k=1) == (0, 0)
+    assert prim("trunc_msb0", n=8, s=12, k=1) == (2 + 1 + 16 + ferret(8) + 16 + 1 + 16 + ferret(8), 4)
+    wrap = prim("millionaire", n=8, L=37, k=1)
+    assert prim("trunc_wrap", n=8, s=12, k=1) == (wrap[0] + 34, wrap[1] + 2)
+
+
+def test_relu_bit_width_follows_the_heuristic() -> None:
+    """relu-ring.h ReLURingProtocol::relu: approx (OpenCheetah since 2023-09-15): lo = 3 kScale / 2 = 18
+    before a truncation, this_l = 37 - 18 = 19, this_l -= (this_l - 1) % 4 -> 17, compare on 16 bits;
+    without truncation lo = 12 -> 25 -> compare on 24 bits; exact (2022): compare on ell - 1 = 36 bits.
+    Then multiplexer on 37 bits and (kDoExtractTruncate) truncate_msb0 by 12, all on 4 threads."""
+    parts = prim("mux", n=64, l=37, k=4)[0] + prim("trunc_msb0", n=64, s=12, k=4)[0]
+    assert prim("relu", n=60)[0] == prim("millionaire", n=64, L=16, k=4)[0] + parts
+    exact = _backend(heuristics=0)
+    assert prim("relu", exact, n=64)[0] == prim("millionaire", n=64, L=36, k=4)[0] + parts
+    no_trunc = _backend(relu_trunc=0)
+    assert prim("relu", no_trunc, n=64)[0] == prim("millionaire", n=64, L=24, k=4)[0] + prim("mux", n=64, l=37, k=4)[0]
+    assert prim("relu", exact, n=64)[1] == 11 + 3 + 4
+
+
+def test_ring_division_of_avgpool() -> None:
+    """functionalities_uniform.h funcAvgPoolTwoPowerRing by d = 49 on 2048 values: DReLU (36-bit
+    millionaire), 1-out-of-4 OT of 37 + ceil(log2 294) = 46 bits, 2 comparisons per value (2 (2^37 mod 49) = 46
+    < 49) of 8 bits, and 2 x 2048 IKNP COTs: per thread the receiver sends 16 B x 16384 (iknp.h
+    padded_length), the sender 8 B per OT."""
+    assert pow(2, 37, 49) == fn_cheetah.pow2_mod(37, 49) == 23
+    want = (prim("millionaire", n=2048, L=36, k=4)[0] + prim("otn_u64", m=2048, b=2, l=46, k=4)[0]
+            + prim("millionaire", n=4096, L=8, k=4)[0] + 4 * 16 * 16384 + 8 * 4096)
+    assert prim("avgpool_div", n=2048, d=49)[0] == want
+
+
+# ------------------------------------------------------------------------------ HE partition heuristics
+
+
+@pytest.mark.parametrize("c,hs,ws,k,cts_c,cts_hw", [
+    # HomConv #1 of OpenCheetah's ResNet-50 (230x230x3 pre-padded, 7x7, VALID): HW > N -> 1 channel,
+    # 64x64 tiles overlapping by 6 -> 1 + ceil((230 - 64) / 58) = 4 per side -> 3 x 16 = 48 ciphertexts
+    (3, 230, 230, 7, 3, 16),
+    # 56x56x64, 3x3 SAME: padded 58x58 = 3364 <= 4096 -> min(4096 // 3364, 64, 4096 // 9) = 1 channel
+    (64, 58, 58, 3, 64, 1),
+    # 14x14x256 1x1 -> 196: min(20, 256, 4096) = 20 channels per ciphertext -> 13
+    (256, 14, 14, 1, 13, 1),
+    # 14x14x1024 1x1 stride 2 -> strided 7x7: 83 channels -> 13
+    (1024, 7, 7, 1, 13, 1),
+    # 112x112, 3x3 SAME -> 114: 64x64 tiles overlapping by 2 -> 1 + ceil(50 / 62) = 2 per side
+    (32, 114, 114, 3, 32, 4),
+])
+def test_conv_partition(c: int, hs: int, ws: int, k: int, cts_c: int, cts_hw: int) -> None:
+    """include/gemini/cheetah/shape_inference.cc shape_inference::Conv2D (slice_strides) and
+    sliced_3d_tensor.h Conv2DSliceHelper (slices = 1 + ceil((padded - s) / (s - (h - 1))))."""
+    assert fn_cheetah.conv_cslices(c, hs, ws, k, k, 4096) == cts_c
+    assert fn_cheetah.conv_hwslices(hs, ws, k, k, 4096) == cts_hw
+    vec = fn_cheetah.conv_cslices(np.array([c, c]), np.array([hs, hs]), np.array([ws, ws]), np.array([k, k]),
+                                  np.array([k, k]), 4096)
+    assert vec.tolist() == [cts_c, cts_c]
+
+
+def _get_split_brute(nrows: int, ncols: int, n: int) -> tuple[int, int]:
+    """hom_fc_ss.cc getSplit, literally: d0 ascending, d1 ascending, keep the first strict minimum of
+    ceil(ncols / d1) + ceil(nrows / d0) over d0 * d1 <= N (vectorised over d1)."""
+    best, ret = None, (0, 0)
+    for d0 in range(1, min(n, nrows) + 1):
+        d1 = np.arange(1, min(n, ncols) + 1)
+        ok = d0 * d1 <= n
+        cost = -(-ncols // d1) + -(-nrows // d0)
+        cost = np.where(ok, cost, np.iinfo(np.int64).max)
+        i = int(np.argmin(cost))
+        if best is None or cost[i] < best:
+            best, ret = int(cost[i]), (d0, int(d1[i]))
+    return ret
+
+
+@pytest.mark.parametrize("nrows,ncols", [(1001, 2048), (1000, 1024), (10, 100), (4096, 512), (3, 5000)])
+def test_fc_split_matches_get_split(nrows: int, ncols: int) -> None:
+    d0, d1 = _get_split_brute(nrows, ncols, 4096)
+    assert (fn_cheetah.fc_rows(nrows, ncols, 4096), fn_cheetah.fc_cols(nrows, ncols, 4096)) == (d0, d1)
+
+
+def test_fc_split_of_resnet50_classifier() -> None:
+    """The 2048 -> 1001 FC: getSplit picks d0 = 39 rows, d1 = 103 columns: 20 + 26 = 46 ciphertexts (the
+    first of the ties, e.g. 45 x 91 also costs 46)."""
+    assert (fn_cheetah.fc_rows(1001, 2048, 4096), fn_cheetah.fc_cols(1001, 2048, 4096)) == (39, 103)
+
+
+def test_bn_crt_primes() -> None:
+    """cheetah-api.cpp CheetahLinear::setUpForBN: crt_bits = 2 ell + 1 + 40; the first nCRT with
+    ceil((crt_bits + 1) / nCRT) <= 50 bits per prime: ell = 37 -> 115 bits, 3 primes of 39 bits (the
+    '* 3' of FusedBatchNorm4411); ell = 41 -> 123 bits, 3 primes of 42 bits."""
+    assert (fn_cheetah.bn_crt_count(37, 40), fn_cheetah.bn_crt_bits(37, 40)) == (3, 39)
+    assert (fn_cheetah.bn_crt_count(41, 40), fn_cheetah.bn_crt_bits(41, 40)) == (3, 42)
+
+
+def test_response_ciphertext_sizes() -> None:
+    """validation/cheetah/ct_sizes.py (SEAL 3.7.2 save + zstd -3 emulation) for plain modulus 2^37 (38
+    bits): c0 keeps 39 bits (truncate_for_decryption masks 60 - 38 - 1 = 21 low bits), c1 51 bits (9 low
+    bits); 30,284 bytes with c0 empty, 6.477 per used coefficient; plus the 8-byte length prefix."""
+    assert fn_cheetah.resp_bytes(38, 1, 0, 1, 4096) == 30284 + 8
+    assert fn_cheetah.resp_bytes(38, 1, 3136, 1, 4096) == math.ceil(30292 + 3136 * 6.477)
+    assert fn_cheetah.resp_bytes(39, 0, 4096, 1, 4096) == math.ceil(30444 + 8 + 4096 * 6.57)
+
+
+@pytest.mark.parametrize("what,cts,mib", [
+    ("HomConv #1 230x230x3 7x7 s2", 48, 2.85732),
+    ("HomConv #43 14x14x256 1x1", 13, 0.773769),
+    ("HomConv #44 14x14x1024 1x1 s2", 13, 0.773945),
+    ("HomConv #45 14x14x1024 1x1", 52, 3.09553),
+    ("HomBN #1 [64, 56, 56]", 64, 3.8101),
+])
+def test_client_bytes_match_opencheetah_log(what: str, cts: int, mib: float) -> None:
+    """OpenCheetah issue #26 (Alibaba-Gemini-Lab/OpenCheetah, client log of `run-client.sh cheetah
+    resnet50`, ell = 37): 'Time in sec for current conv = [...] sent [X] MB' is the client's NetIO counter
+    (library_fixed_uniform_cheetah.cpp Conv2DWrapper, BatchNorm) = 4 + ct_in x (8 + ciphertext). The
+    counts come from the partition functions; the size of a client ciphertext is ct_fresh_bytes."""
+    measured = mib * 2**20
+    assert abs(4 + cts * FRESH - measured) / measured < 5e-4, what
+
+
+# ------------------------------------------------------------------------------ op rules on small graphs
+
+
+def _single(op: str, x_shape, w_shape=None, **attrs) -> onnx.ModelProto:
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))]
+    names = ["x"]
+    if w_shape is not None:
+        inputs.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w_shape)))
+        names.append("w")
+    node = helper.make_node(op, names, ["y"], name=f"/{op}", **attrs)
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    return onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _cost(model: onnx.ModelProto, **params):
+    b = hawkeye_onnx.profile(model, backends=["cheetah"], params={"cheetah": params}).backends["cheetah"]
+    return b
+
+
+def test_conv_rule() -> None:
+    """Conv2DWrapper 56x56x64 -> 64, 3x3, pad 1 (SAME): 64 client ciphertexts, 64 responses holding the
+    56 x 56 outputs of each filter; 2 flights."""
+    b = _cost(_single("Conv", (1, 64, 56, 56), (64, 64, 3, 3), pads=[1, 1, 1, 1], kernel_shape=[3, 3]))
+    want = 8 + 64 * FRESH + fn_cheetah.resp_bytes(38, 1, 64 * 56 * 56, 64, 4096)
+    assert (b.total.online.bytes, b.total.online.rounds) == (want, 2)
+    assert b.total.offline.bytes == 0
+
+
+def test_conv_stride2_keeps_stride1_coefficients() -> None:
+    """removeUnusedCoeffs indexes the (padded) input with stride 1: a 3x3 stride-2 SAME conv on 56x56
+    returns 56 x 56 nonzero coefficients per filter, not 28 x 28."""
+    b = _cost(_single("Conv", (1, 64, 56, 56), (32, 64, 3, 3), pads=[1, 1, 1, 1], strides=[2, 2], kernel_shape=[3, 3]))
+    assert b.total.online.bytes == 8 + 64 * FRESH + fn_cheetah.resp_bytes(38, 1, 32 * 56 * 56, 32, 4096)
+
+
+def test_gemm_rule() -> None:
+    """MatMul2D 1 x 2048 by 2048 x 1001: one CheetahLinear::fc, 20 client and 26 server ciphertexts,
+    one used coefficient per output."""
+    b = _cost(_single("Gemm", (1, 2048), (2048, 1001)))
+    assert b.total.online.bytes == 8 + 20 * FRESH + fn_cheetah.resp_bytes(38, 1, 1001, 26, 4096)
+
+
+def test_batchnorm_chooses_packing_like_fused_batchnorm() -> None:
+    """FusedBatchNorm4411: 56x56x256: ceil(3136/4096) 256 = 256 < 3 ceil(802816/4096) = 588 -> one
+    ciphertext per channel (bn_direct); 7x7x1024: 1024 >= 3 x 13 = 39 -> SIMD over 3 CRT primes."""
+    def model(c, h):
+        inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, h, h])]
+        inputs += [helper.make_tensor_value_info(p, TensorProto.FLOAT, [c]) for p in "sbmv"]
+        node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="/bn")
+        g = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        return onnx.shape_inference.infer_shapes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    direct = 8 + 256 * FRESH + fn_cheetah.resp_bytes(38, 1, 256 * 3136, 256, 4096)
+    simd = 8 + 39 * FRESH + fn_cheetah.resp_bytes(39, 0, 39 * 4096, 39, 4096)
+    assert _cost(model(256, 56)).total.online.bytes == direct
+    assert _cost(model(1024, 7)).total.online.bytes == simd
+
+
+def test_maxpool_is_k_minus_1_exact_relus() -> None:
+    """maxpool.h funcMaxMPC: k - 1 exact ReLUs (approx = false) on the output positions."""
+    b = _cost(_single("MaxPool", (1, 64, 112, 112), kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    one = prim("relu_exact", n=64 * 56 * 56)
+    assert (b.total.online.bytes, b.total.online.rounds) == (8 * one[0], 8 * one[1])
+
+
+def test_unsupported_ops() -> None:
+    dw = _cost(_single("Conv", (1, 32, 14, 14), (32, 1, 3, 3), group=32, pads=[1, 1, 1, 1], kernel_shape=[3, 3]))
+    assert [u.op_type for u in dw.unsupported] == ["Conv"] and "grouped" in dw.unsupported[0].reason
+    mm = _cost(_single("MatMul", (2, 4, 8, 16), (2, 4, 16, 8)))
+    assert [u.op_type for u in mm.unsupported] == ["MatMul"]
+
+
+# ------------------------------------------------------------------------------ whole networks vs the paper
+
+
+def replica(calls: list[list[int]]) -> onnx.ModelProto:
+    """OpenCheetah's own network (validation/cheetah/opencheetah_networks.json, extracted from
+    networks/main_*.cpp) as a list of independent ONNX nodes with the calls' shapes: Conv2DWrapper and
+    FusedBN -> Conv, FusedBatchNorm4411 -> BatchNormalization, Relu4 -> Relu, ScaleDown4 -> Mul by a
+    public constant (priced as ScaleDown), MaxPool / AvgPool -> MaxPool / AveragePool, MatMul2D -> MatMul.
+    Additions, ScaleUp and Concat are local; the final ArgMax over 1000 logits is not priced."""
+    nodes, inputs, outputs = [], [], []
+
+    def inp(name, shape):
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+        return name
+
+    for i, (fn, *a) in enumerate(calls):
+        x, y = f"x{i}", f"y{i}"
+        if fn in ("Conv2DWrapper", "FusedBN"):
+            n, h, w, ci, fh, fw, co, phl, phr, pwl, pwr, sh, sw = a[:13]
+            inp(x, [n, ci, h, w])
+            inp(f"w{i}", [co, ci, fh, fw])
+            nodes.append(helper.make_node("Conv", [x, f"w{i}"], [y], name=f"{fn}_{i}", kernel_shape=[fh, fw],
+                                          pads=[phl, pwl, phr, pwr], strides=[sh, sw]))
+        elif fn == "FusedBatchNorm4411":
+            n, h, w, c = a[:4]
+            inp(x, [n, c, h, w])
+            nodes.append(helper.make_node("BatchNormalization", [x, *(inp(f"{p}{i}", [c]) for p in "sbmv")], [y],
+                                          name=f"{fn}_{i}"))
+        elif fn == "Relu4":
+            n, h, w, c = a[:4]
+            nodes.append(helper.make_node("Relu", [inp(x, [n, c, h, w])], [y], name=f"{fn}_{i}"))
+        elif fn == "ScaleDown4":
+            n, h, w, c = a[:4]
+            inp(x, [n, c, h, w])
+            nodes.append(helper.make_node("Constant", [], [f"c{i}"], name=f"const_{i}",
+                                          value=helper.make_tensor(f"cv{i}", TensorProto.FLOAT, [], [0.5])))
+            nodes.append(helper.make_node("Mul", [x, f"c{i}"], [y], name=f"{fn}_{i}"))
+        elif fn in ("MaxPool", "AvgPool"):
+            n, h, w, c, kh, kw, phl, phr, pwl, pwr, sh, sw, _, ih, iw, _ = a[:16]
+            inp(x, [n, c, ih, iw])
+            nodes.append(helper.make_node("MaxPool" if fn == "MaxPool" else "AveragePool", [x], [y],
+                                          name=f"{fn}_{i}", kernel_shape=[kh, kw], pads=[phl, pwl, phr, pwr],
+                                          strides=[sh, sw]))
+        elif fn == "MatMul2D":
+            d0, d1, d2 = a[:3]
+            nodes.append(helper.make_node("MatMul", [inp(x, [d0, d1]), inp(f"w{i}", [d1, d2])], [y], name=f"{fn}_{i}"))
+        else:
+            continue
+        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "opencheetah", inputs, outputs)
+    return onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _networks() -> dict[str, list]:
+    return json.loads(NETWORKS.read_text())["networks"]
+
+
+#: The paper's parameters: the 2022 protocols (heuristics = 0), ell = 37, f = 12 (scripts/common.sh), 4
+#: threads; OpenCheetah's networks already contain their ScaleDowns (avgpool_trunc = 0).
+PAPER = {"heuristics": 0, "ring_bits": 37, "frac_bits": 12, "threads": 4, "avgpool_trunc": 0}
+#: Published end-to-end communication (both directions) in GiB. Only ResNet-50's is in the searchable
+#: corpora: "2.3 gigabytes of communication" (abstract of Huang et al., USENIX Security 2022 / ePrint
+#: 2022/207). OpenCheetah prints MiB (SCI/src/library_fixed_uniform.cpp EndComputation, divides by
+#: 2^20), so the figure is read as 2.3 x 2^30 bytes. The paper's table (DenseNet-121, SqueezeNet) and
+#: rounds are not in the corpora.
+PUBLISHED_GIB = {"resnet50": 2.3}
+
+
+def test_replica_resnet50_matches_the_paper() -> None:
+    """OpenCheetah's ResNet-50 (networks/main_resnet50.cpp, the network the paper measured) priced with
+    the paper's parameters is within 5% of the published 2.3 GB. Rounds are not published."""
+    b = _cost(replica(_networks()["resnet50"]), **PAPER)
+    ours = b.total.online.bytes / 2**30
+    assert abs(ours - PUBLISHED_GIB["resnet50"]) / PUBLISHED_GIB["resnet50"] < 0.05, ours
+    assert not b.unsupported
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "architecture, not protocol: torchvision's ResNet-50 v1.5 (hawkeye_onnx.zoo) folds every BatchNorm into "
+    "its conv and adds before the ReLU, so it has none of the 18 HE BatchNorm layers and 18 ScaleDowns of "
+    "OpenCheetah's pre-activation ResNet-50 (networks/main_resnet50.cpp; 359 + 322 MiB with the paper's "
+    "parameters); its total is about 27% below the published 2.3 GB while the replica is within 1%"))
+def test_zoo_resnet50_matches_the_paper() -> None:
+    zoo = pytest.importorskip("hawkeye_onnx.zoo")
+    b = _cost(zoo.build("resnet50"), **{k: v for k, v in PAPER.items() if k != "avgpool_trunc"})
+    ours = b.total.online.bytes / 2**30
+    assert abs(ours - PUBLISHED_GIB["resnet50"]) / PUBLISHED_GIB["resnet50"] < 0.05, ours
+
+
+#: Our totals (bytes, rounds) with the paper's parameters, pinned (no published figure to compare with
+#: for DenseNet-121 and SqueezeNet in the corpora; docs/backends/cheetah.md has the table).
+PINNED_REPLICA = {
+    "resnet50": (2480421211, 1392),
+    "densenet121": (2610623794, 3535),
+    "sqnet": (505488321, 878),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_REPLICA))
+def test_replica_totals_pinned(name: str) -> None:
+    b = _cost(replica(_networks()[name]), **PAPER)
+    assert (b.total.online.bytes, b.total.online.rounds) == PINNED_REPLICA[name]
+    assert b.total.offline.bytes == 0
+
+
+PINNED_ZOO = {
+    # name: (bytes, rounds) with the paper's parameters, then with OpenCheetah's defaults
+    "resnet50": ((1804271191, 1122), (1530293597, 926)),
+    "densenet121": ((2542180497, 2766), (2085722137, 2255)),
+    "squeezenet1_1": ((536228274, 878), (462396841, 774)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_ZOO))
+def test_zoo_totals_pinned(name: str) -> None:
+    zoo = pytest.importorskip("hawkeye_onnx.zoo")
+    if name not in getattr(zoo, "NAMES", ()):
+        pytest.skip(f"zoo has no {name}")
+    model = zoo.build(name)
+    paper = _cost(model, **{k: v for k, v in PAPER.items() if k != "avgpool_trunc"})
+    default = _cost(model)
+    assert not paper.unsupported
+    # the zoo is maintained elsewhere: allow it small changes, the rules are pinned exactly by the replicas
+    for cost, (want_bytes, want_rounds) in zip((paper, default), PINNED_ZOO[name], strict=True):
+        assert cost.total.online.bytes == pytest.approx(want_bytes, rel=0.02)
+        assert cost.total.online.rounds == pytest.approx(want_rounds, rel=0.02)
