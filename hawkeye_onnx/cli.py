@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
+from hawkeye_onnx.html_report import render_html
 from hawkeye_onnx.load import parse_shape
+from hawkeye_onnx.network import networks
 from hawkeye_onnx.profile import profile
 from hawkeye_onnx.render import render_markdown, render_table
 from hawkeye_onnx.rules import load_backends
@@ -88,7 +90,7 @@ def _parse_backends(value: str) -> list[str] | None:
 def report(
     model: Annotated[Path, typer.Argument(help="ONNX model file (weights are never read).")],
     backend: Annotated[str, typer.Option("--backend", "-b", help="Comma-separated backends, or 'all'.")] = "all",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table (terminal), md (Markdown) or json.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table (terminal), md, html or json.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
     input_shape: Annotated[list[str] | None, typer.Option(
         "--input-shape", "-i", help="Bind an input's shape, e.g. input=1x3x32x32 (repeatable).")] = None,
@@ -102,6 +104,9 @@ def report(
     strict: Annotated[bool, typer.Option(help="Exit with code 3 if any operator is unsupported.")] = False,
     public_weights: Annotated[bool, typer.Option(help="Treat weights (float initializers) as public.")] = False,
     top: Annotated[int, typer.Option(help="Rows in the module and operator tables.")] = 15,
+    network: Annotated[list[str] | None, typer.Option(
+        "--network", help="Network profile for time estimates in md/html, NAME=BANDWIDTH,RTT, e.g. LAN=10Gbit,0.1ms "
+        "(repeatable; defaults LAN=1Gbit,0.5ms and WAN=100Mbit,40ms).")] = None,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
 ) -> None:
     """Profile MODEL's communication under each backend (default: a table per backend, top modules and operators).
@@ -114,8 +119,9 @@ def report(
     """
 
     def go() -> None:
-        if fmt not in ("table", "md", "json"):
-            raise ParamError(f"--format {fmt!r}: choose table, md or json")
+        if fmt not in ("table", "md", "json", "html"):
+            raise ParamError(f"--format {fmt!r}: choose table, md, html or json")
+        nets = networks(network)
         if depth is not None and depth < 0:
             raise ParamError("--depth must be >= 0")
         shapes = dict(parse_shape(s) for s in (input_shape or []))
@@ -125,7 +131,9 @@ def report(
         if fmt == "json":
             text = result.to_json()
         elif fmt == "md":
-            text = render_markdown(result, depth=depth or 1, top=top)
+            text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
+        elif fmt == "html":
+            text = render_html(result, nets, depth=depth or 1, top=top)
         else:
             text = None
         if text is not None:
@@ -170,6 +178,11 @@ def backends(
             console.print(f"  rule file: {b.path}\n", markup=False)
 
     _run(debug, go)
+
+
+from hawkeye_onnx.compare import compare as _compare  # noqa: E402  (its own module; it reuses the helpers above)
+
+app.command("compare")(_compare)
 
 
 def main() -> None:  # pragma: no cover - console entry
