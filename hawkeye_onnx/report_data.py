@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_bandwidth, human_seconds
+from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_bandwidth
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 PHASE_ORDER = ("forward", "loss", "backward", "update")
@@ -272,7 +272,7 @@ def build_view(data: Mapping[str, Any], nets: Sequence[Network] = DEFAULT_NETWOR
         "names": names,
         "backends": backends,
         "networks": [{"name": n.name, "bandwidth": human_bandwidth(n.bandwidth_bps), "bandwidth_bps": n.bandwidth_bps,
-                      "rtt": human_seconds(n.rtt_s), "rtt_s": n.rtt_s} for n in nets],
+                      "rtt": f"{n.rtt_s * 1e3:g} ms", "rtt_s": n.rtt_s} for n in nets],
         "times": time_rows(backends, nets),
         "charts": [{"label": label, "phase": ph, "idx": idx, **op_chart(backends, ph, idx)}
                    for ph, idx, label in METRICS],
