@@ -38,7 +38,14 @@ def html_env() -> jinja2.Environment:
     env.filters["hb"] = human_bytes
     env.filters["ex"] = exact
     env.filters["hs"] = human_seconds
+    env.filters["short"] = short_name
     return env
+
+
+def short_name(name: str) -> str:
+    """A node's name without the module path the tree already shows: `/layer1/conv1/Conv` -> `Conv`."""
+    tail = name.rsplit("/", 1)[-1]
+    return tail or name
 
 
 def _asset(name: str) -> str:

@@ -192,15 +192,27 @@ def bottlenecks(b: Mapping[str, Any], top: int) -> dict[str, list[dict[str, Any]
 METRICS = (("online", 0, "online bytes"), ("online", 1, "online rounds"), ("offline", 0, "offline bytes"))
 
 
-def op_chart(backends: Mapping[str, Mapping[str, Any]], phase: str, idx: int, max_ops: int = 9) -> dict[str, Any]:
-    """Stacked bars: one per backend, one segment per op type (the costliest `max_ops`, the rest as 'other')."""
+def op_colours(backends: Mapping[str, Mapping[str, Any]], max_ops: int = len(PALETTE)) -> dict[str, str]:
+    """One colour per op type for every chart: the `max_ops` costliest (online + offline bytes, then rounds)."""
+    weight: dict[str, tuple[int, int]] = {}
+    for b in backends.values():
+        for op, s in b.get("ops", {}).items():
+            (ob, orr), (fb, fr) = cost_of(s, "online"), cost_of(s, "offline")
+            w = weight.get(op, (0, 0))
+            weight[op] = (w[0] + ob + fb, w[1] + orr + fr)
+    ranked = [op for op, w in sorted(weight.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0])) if any(w)]
+    return {op: PALETTE[i] for i, op in enumerate(ranked[:max_ops])}
+
+
+def op_chart(backends: Mapping[str, Mapping[str, Any]], phase: str, idx: int,
+             colours: Mapping[str, str]) -> dict[str, Any]:
+    """Stacked bars: one per backend, one segment per op type that has a colour, the rest as 'other'."""
     weight: dict[str, int] = {}
     for b in backends.values():
         for op, s in b.get("ops", {}).items():
             weight[op] = weight.get(op, 0) + cost_of(s, phase)[idx]
     ranked = [op for op, w in sorted(weight.items(), key=lambda kv: (-kv[1], kv[0])) if w > 0]
-    shown = ranked[:max_ops]
-    colours = {op: PALETTE[i % len(PALETTE)] for i, op in enumerate(shown)}
+    shown = [op for op in ranked if op in colours]
     bars = []
     for name, b in backends.items():
         segs = []
@@ -263,6 +275,7 @@ def build_view(data: Mapping[str, Any], nets: Sequence[Network] = DEFAULT_NETWOR
     backends = data.get("backends", {})
     names = list(backends)
     tree, tree_rows = merged_tree([backends[n].get("tree", {}) for n in names], max_rows, max_children)
+    colours = op_colours(backends)
     used_ops = {n: sorted(set(b.get("ops", {})) | {u["op_type"] for u in b.get("unsupported", ())})
                 for n, b in backends.items()}
     return {
@@ -274,7 +287,7 @@ def build_view(data: Mapping[str, Any], nets: Sequence[Network] = DEFAULT_NETWOR
         "networks": [{"name": n.name, "bandwidth": human_bandwidth(n.bandwidth_bps), "bandwidth_bps": n.bandwidth_bps,
                       "rtt": f"{n.rtt_s * 1e3:g} ms", "rtt_s": n.rtt_s} for n in nets],
         "times": time_rows(backends, nets),
-        "charts": [{"label": label, "phase": ph, "idx": idx, **op_chart(backends, ph, idx)}
+        "charts": [{"label": label, "phase": ph, "idx": idx, **op_chart(backends, ph, idx, colours)}
                    for ph, idx, label in METRICS],
         "tree": tree,
         "tree_rows": tree_rows,
