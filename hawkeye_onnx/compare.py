@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_seconds
-from hawkeye_onnx.report_data import cost_of, exact, human_bytes, modules_at_depth
+from hawkeye_onnx.report_data import cost_of, exact, human_bytes, modules_at_depth, phases_of
 
 SCHEMA = "hawkeye-onnx-compare/1"
 _Q = ("online_bytes", "online_rounds", "offline_bytes", "offline_rounds")
@@ -66,6 +66,9 @@ def compare_dicts(a: Mapping[str, Any], b: Mapping[str, Any], depth: int = 1, to
             ta = net.seconds(total["a"]["online_bytes"], total["a"]["online_rounds"])
             tb = net.seconds(total["b"]["online_bytes"], total["b"]["online_rounds"])
             times.append({"network": net.name, "a_online_s": ta, "b_online_s": tb})
+        pa, pb = ba.get("phases") or {}, bb.get("phases") or {}
+        phases = phases_of({"a": ba, "b": bb})
+        extra = {"phases": {ph: _pair(_four(pa.get(ph)), _four(pb.get(ph))) for ph in phases}} if phases else {}
         out["backends"][n] = {
             "title": ba.get("title"), "version": ba.get("version"),
             "total": total, "online_time": times,
@@ -73,6 +76,7 @@ def compare_dicts(a: Mapping[str, Any], b: Mapping[str, Any], depth: int = 1, to
             "ops": op_rows,
             "unsupported": {"a": [u["op_type"] for u in ba.get("unsupported", ())],
                             "b": [u["op_type"] for u in bb.get("unsupported", ())]},
+            **extra,
         }
     return out
 

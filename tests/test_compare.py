@@ -104,3 +104,25 @@ def test_compare_html_in_browser(tmp_path: Path, cmp_json: dict) -> None:
         assert requests == []
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         assert page.locator('#compare-totals tr[data-backend="crypten"] td').nth(3).inner_text() == "+1.15 MiB"
+
+
+def test_training_phases_compared() -> None:
+    from hawkeye_onnx.compare import compare_dicts, render_compare_html, render_compare_md
+
+    a = json.loads(ok(A, A, "-f", "json", "-b", "crypten"))  # any two profiles' dicts will do
+    pa = json.loads(subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", A, "-f", "json", "-b", "crypten"],
+                                   capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout)
+    assert a["backends"]["crypten"]["total"]["diff"]["online_bytes"] == 0
+    pb = json.loads(json.dumps(pa))
+    for d, scale in ((pa, 1), (pb, 3)):
+        d["mode"] = "train"
+        d["backends"]["crypten"]["phases"] = {
+            "backward": {"online": {"bytes": 2048 * scale, "rounds": 4}, "offline": {"bytes": 0, "rounds": 0}},
+            "forward": {"online": {"bytes": 1024 * scale, "rounds": 2}, "offline": {"bytes": 0, "rounds": 0}}}
+    c = compare_dicts(pa, pb)
+    ph = c["backends"]["crypten"]["phases"]
+    assert list(ph) == ["forward", "backward"]
+    assert ph["backward"]["diff"]["online_bytes"] == 4096 and ph["forward"]["diff"]["online_rounds"] == 0
+    rows = next(t for t in tables(render_compare_md(c)) if t[0][0] == "phase")
+    assert rows[1] == ["forward", "1.00 KiB / 2", "3.00 KiB / 2", "+2.00 KiB / ±0", "+200.0%"]
+    assert 'data-table="phases"' in render_compare_html(c)
