@@ -133,7 +133,7 @@ def report(
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
         elif fmt == "html":
-            text = render_html(result, nets, depth=depth or 1, top=top)
+            text = render_html(result, nets, depth=depth or 1, top=top, tree_depth=depth)
         else:
             text = None
         if text is not None:

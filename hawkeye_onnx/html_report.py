@@ -61,10 +61,14 @@ def page_assets() -> dict[str, Any]:
 
 
 def render_html(data: Mapping[str, Any] | Any, nets: Sequence[Network] = DEFAULT_NETWORKS, depth: int = 1,
-                top: int = 15, max_rows: int = 500, max_children: int = 40) -> str:
-    """The report page for a profile (a `Profile` or its `to_dict()`)."""
+                top: int = 15, max_rows: int = 500, max_children: int = 40, tree_depth: int | None = None) -> str:
+    """The report page for a profile (a `Profile` or its `to_dict()`).
+
+    The module tree shows at most `max_rows` rows (breadth first), `max_children` per level and
+    `tree_depth` levels (None: as deep as the row budget allows)."""
     d = data.to_dict() if hasattr(data, "to_dict") else data
-    view = build_view(d, nets, depth=depth, top=top, max_rows=max_rows, max_children=max_children)
+    view = build_view(d, nets, depth=depth, top=top, max_rows=max_rows, max_children=max_children,
+                      tree_depth=tree_depth)
     view["totals_on"] = [view["backends"][n]["total"]["online"]["bytes"] for n in view["names"]]
     view["any_unsupported"] = any(b.get("unsupported") for b in view["backends"].values())
     view["max_unsupported_nodes"] = 8

@@ -270,11 +270,12 @@ def op_table(backends: Mapping[str, Mapping[str, Any]], top: int | None = None) 
 
 
 def build_view(data: Mapping[str, Any], nets: Sequence[Network] = DEFAULT_NETWORKS, depth: int = 1,
-               top: int = 15, max_rows: int = 500, max_children: int = 40) -> dict[str, Any]:
+               top: int = 15, max_rows: int = 500, max_children: int = 40,
+               tree_depth: int | None = None) -> dict[str, Any]:
     """Everything a report template needs, from the JSON dict of a profile."""
     backends = data.get("backends", {})
     names = list(backends)
-    tree, tree_rows = merged_tree([backends[n].get("tree", {}) for n in names], max_rows, max_children)
+    tree, tree_rows = merged_tree([backends[n].get("tree", {}) for n in names], max_rows, max_children, tree_depth)
     colours = op_colours(backends)
     used_ops = {n: sorted(set(b.get("ops", {})) | {u["op_type"] for u in b.get("unsupported", ())})
                 for n, b in backends.items()}

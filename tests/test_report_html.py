@@ -286,3 +286,12 @@ def test_200k_node_report_renders_fast(big_report: tuple[Path, Path, float]) -> 
         page.click("#expand-all")
         assert time.perf_counter() - t0 < 3
         assert not [m for m in console if m[0] == "error"] and requests == []
+
+
+def test_depth_limits_the_html_tree(tmp_path: Path) -> None:
+    out = tmp_path / "d.html"
+    cli("report", str(MODELS / "resnet_cifar.onnx"), "-f", "html", "-o", str(out), "--depth", "1")
+    html = out.read_text(encoding="utf-8")
+    paths = re.findall(r'data-path="([^"]*)"', html)
+    assert "layer1" in paths and not any(p.startswith(("layer1/", "layer2/", "conv1/")) for p in paths)
+    assert "+ deeper in JSON" in html
