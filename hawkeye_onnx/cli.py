@@ -172,6 +172,12 @@ def backends(
     _run(debug, go)
 
 
+from hawkeye_onnx import cli_ops, cli_zoo  # noqa: E402 - commands in their own modules
+
+cli_zoo.register(app)
+cli_ops.register(app)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
