@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 from rich.console import Console
@@ -31,8 +30,7 @@ from hawkeye_onnx.errors import ParamError
 from hawkeye_onnx.rules import Backend, OpRule, load_backends, rules_dir
 
 
-@dataclass(frozen=True)
-class Coverage:
+class Coverage(NamedTuple):
     """One op type under one backend: its status and the reasons of its unsupported cases."""
 
     status: str
