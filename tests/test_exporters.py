@@ -198,3 +198,12 @@ def test_repeated_call_suffix_merges_only_beside_its_module() -> None:
               ("conv_1",), ("block_1", "relu")]
     assert merge_repeated_calls(scopes) == [("pool",), ("pool",), ("layer1", "layer1.0", "relu"),
                                             ("layer1", "layer1.0", "relu"), ("conv_1",), ("block_1", "relu")]
+
+
+def test_profile_torch_without_torch_says_how_to_install() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed here")
+    with pytest.raises(hawkeye_onnx.HawkeyeError, match=r"hawkeye-onnx\[torch\]"):
+        hawkeye_onnx.profile_torch(object(), None)
