@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_bad_arguments_give_one_line_errors(args: tuple[str, ...], code: int, ne
 
 def test_zoo_lists_the_architectures() -> None:
     proc = subprocess.run([sys.executable, "-m", "hawkeye_onnx", "zoo"], capture_output=True, text=True, cwd=ROOT,
-                          env={"COLUMNS": "200", "PATH": ""})
+                          env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     for needle in ("resnet50", "25,557,032", "bert_base", "109,482,240", "gpt2_small", "densenet121"):
         assert needle in proc.stdout
