@@ -21,12 +21,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
+import onnx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from hawkeye_onnx import zoo
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ParamError
+from hawkeye_onnx.profile import profile
+from hawkeye_onnx.render import _md_escape
 from hawkeye_onnx.rules import Backend, OpRule, load_backends, rules_dir
 
 
@@ -71,6 +75,7 @@ def all_ops(backends: list[Backend]) -> list[str]:
 
 
 def matrix_table(backends: list[Backend]) -> Table:
+    """The op type x backend status matrix for the terminal."""
     table = Table(title="ONNX op types per backend (from the rule files)", title_justify="left")
     table.add_column("op type")
     for b in backends:
@@ -82,10 +87,6 @@ def matrix_table(backends: list[Backend]) -> Table:
 
 def _model_rows(model: Path, backends: list[str] | None, shapes: dict, batch: int | None):
     """Op types of `model` with their node counts and, per backend, the unsupported nodes and reasons."""
-    import onnx
-
-    from hawkeye_onnx.profile import profile
-
     prof = profile(model, backends=backends, input_shapes=shapes, batch=batch)
     proto = onnx.load(str(model), load_external_data=False)
     counts = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
@@ -95,16 +96,11 @@ def _model_rows(model: Path, backends: list[str] | None, shapes: dict, batch: in
 
 
 def _md(text: str) -> str:
-    from hawkeye_onnx.render import _md_escape
-
     return _md_escape(text)
 
 
 def _model_cases(backends: list[Backend]) -> list[tuple[str, dict[str, list[tuple[str, int]]]]]:
     """(label, {backend: [(op, nodes)]}) for every model in models/index.json and every zoo architecture."""
-    from hawkeye_onnx import zoo
-    from hawkeye_onnx.profile import profile
-
     names = [b.name for b in backends]
     out = []
     index = rules_dir().parent / "models" / "index.json"
