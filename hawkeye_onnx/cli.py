@@ -180,8 +180,11 @@ def backends(
     _run(debug, go)
 
 
-from hawkeye_onnx.compare import compare as _compare  # noqa: E402  (its own module; it reuses the helpers above)
+from hawkeye_onnx import cli_ops, cli_zoo  # noqa: E402 - commands in their own modules
+from hawkeye_onnx.compare import compare as _compare  # noqa: E402
 
+cli_zoo.register(app)
+cli_ops.register(app)
 app.command("compare")(_compare)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import RuleError
 from hawkeye_onnx.ir import Graph, Node
 from hawkeye_onnx.opvars import GENERIC_VARS, REGISTRY, generic
@@ -130,7 +131,10 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             continue
         key = _op_key(node)
         rule = backend.ops.get(key)
-        if rule is None:
+        if rule is None and node.domain not in ("", "ai.onnx"):
+            reason = non_default_reason(node.domain, key, backend.title)
+            unsupported.setdefault(key, (reason, []))[1].append(node.name or key)
+        elif rule is None:
             reason = backend.unknown_op or f"no {backend.name} rule for {key}"
             unsupported.setdefault(key, (reason, []))[1].append(node.name or key)
         elif rule.unsupported is not None:

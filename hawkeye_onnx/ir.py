@@ -5,14 +5,15 @@ tensor is secret-shared or public, and the value of small public constants (a Po
 ReduceSum axes input). Weights are never read: initializer dims come from the proto header.
 
 Secrecy: graph inputs and float initializers are secret (the model owner and the data owner are
-different parties); `--public-weights` makes initializers public. A node's outputs are secret if
+different parties); `--public-weights` makes initializers public. Rank-0 initializers are exporter
+literals, public like Constant nodes. A node's outputs are secret if
 any input is, except for ops whose outputs only describe shapes (Shape, Size) or make constants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 from hawkeye_onnx.errors import ModelError
-from hawkeye_onnx.scope import scope_of
+from hawkeye_onnx.scope import merge_repeated_calls, scope_of
 
 #: Ops whose outputs are public whatever their inputs: they reveal only shapes, or make constants.
 PUBLIC_OUTPUT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "EyeLike", "Range"})
@@ -142,10 +143,13 @@ def build_graph(model: onnx.ModelProto, public_weights: bool = False) -> Graph:
     parameters = 0
     for init in g.initializer:
         dims = tuple(int(d) for d in init.dims)
-        secret = init.data_type in _FLOAT_TYPES and not public_weights
+        # A rank-0 initializer is a literal the exporter lifted (dynamo writes `/ math.sqrt(d)` or GELU's 0.5
+        # as `val_N` scalars where TorchScript writes Constant nodes): public, and not a parameter.
+        weight = init.data_type in _FLOAT_TYPES and len(dims) > 0
+        secret = weight and not public_weights
         tensors[init.name] = Tensor(init.name, dims, init.data_type, secret, _small_value(init))
         init_names.append(init.name)
-        if init.data_type in _FLOAT_TYPES:
+        if weight:
             n = 1
             for d in dims:
                 n *= d
@@ -181,5 +185,7 @@ def build_graph(model: onnx.ModelProto, public_weights: bool = False) -> Graph:
             attrs["value"] = "<tensor>"
         nodes.append(Node(i, nd.name, nd.op_type, nd.domain, tuple(nd.input), tuple(nd.output),
                           attrs, scope_of(nd)))
+    scopes = merge_repeated_calls([n.scope for n in nodes])
+    nodes = [n if n.scope == s else replace(n, scope=s) for n, s in zip(nodes, scopes, strict=True)]
     return Graph(tuple(nodes), tensors, data_inputs, tuple(o.name for o in g.output), inits, opset,
                  parameters)

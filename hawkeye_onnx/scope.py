@@ -10,18 +10,27 @@ A small chain of strategies, first match wins (see shared/reference/onnx-facts.m
 3. Flat names (skl2onnx, old `Conv_0` exports, unnamed nodes): grouped under their op type.
 
 Both PyTorch exporters give the same segments: the TorchScript exporter keeps numeric atoms with
-their parent (`layer1.0`), so dynamo's fully qualified paths are shortened the same way.
+their parent (`layer1.0`), so dynamo's fully qualified paths are shortened the same way. Two more
+differences are evened out so one network gives one module tree whichever exporter wrote it:
+* dynamo's optimizer fuses a BatchNorm into the Conv before it and the fused Conv keeps the
+  BatchNorm's scope (`bn1`); its weight keeps the conv's parameter name (`conv1.weight`), which
+  gives back the conv's path, as TorchScript names the folded Conv (`/conv1/Conv`).
+* TorchScript names the second call of a module `pool_1` (`/pool_1/MaxPool`), dynamo names the
+  module (`pool`): `merge_repeated_calls` folds `X_<n>` into a sibling `X` of the same graph.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 
 import onnx
 
 _TF_WRAPPERS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 _TF_SUFFIX = re.compile(r"__\d+$")
+_CALL_SUFFIX = re.compile(r"^(.+)_(\d+)$")
+_FUSED_BN = "FuseBatchNormIntoConv"
 
 
 def _unqualified(qualified: str) -> str:
@@ -56,13 +65,43 @@ def _from_slash_name(name: str) -> tuple[str, ...]:
     return tuple(segments)
 
 
+def _from_parameter(weight: str) -> tuple[str, ...] | None:
+    """`layer2.downsample.0.weight` -> ("layer2", "downsample", "downsample.0"), TorchScript's segments."""
+    qualified, dot, leaf = weight.rpartition(".")
+    atoms = qualified.split(".")
+    if not dot or leaf != "weight" or not all(atoms):
+        return None
+    return tuple(_unqualified(".".join(atoms[: i + 1])) for i in range(len(atoms)))
+
+
 def scope_of(node: onnx.NodeProto) -> tuple[str, ...]:
     """The module path of `node` as a tuple of segments (empty = the model's root)."""
-    for prop in node.metadata_props:
-        if prop.key == "pkg.torch.onnx.name_scopes":
-            found = _from_name_scopes(prop.value)
-            if found is not None:
-                return found
+    props = {p.key: p.value for p in node.metadata_props}
+    if _FUSED_BN in props.get("pkg.onnxscript.rewriter.rule_name", "") and len(node.input) > 1:
+        fused = _from_parameter(node.input[1])
+        if fused is not None:
+            return fused
+    if "pkg.torch.onnx.name_scopes" in props:
+        found = _from_name_scopes(props["pkg.torch.onnx.name_scopes"])
+        if found is not None:
+            return found
     if "/" in node.name:
         return _from_slash_name(node.name)
     return (node.op_type,)
+
+
+def merge_repeated_calls(scopes: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Fold TorchScript's call suffix: a segment `X_<n>` becomes `X` where the graph also has `X` under
+    the same parent (the same module called again), so the tree has one entry per module, as dynamo's
+    metadata gives. A lone `relu_1` with no `relu` beside it is a module of that name and stays."""
+    prefixes = {scope[: i + 1] for scope in scopes for i in range(len(scope))}
+    out = []
+    for scope in scopes:
+        merged: list[str] = []
+        for i, seg in enumerate(scope):
+            m = _CALL_SUFFIX.match(seg)
+            if m and (*scope[:i], m.group(1)) in prefixes:
+                seg = m.group(1)
+            merged.append(seg)
+        out.append(tuple(merged))
+    return out

@@ -38,7 +38,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["NAMES", "NOTES", "PARAMS_KEY", "build", "pytorch_parameters", "save"]
+__all__ = ["NAMES", "NOTES", "PARAMS_KEY", "build", "default_seq", "pytorch_parameters", "save", "source"]
 
 OPSET = 17
 #: metadata_props key holding the parameter count of the source PyTorch module (before BatchNorm folding).
@@ -759,3 +759,17 @@ def save(name: str, path: Path, **opts: Any) -> Path:
         pass
     os.truncate(data, size)
     return path
+
+
+def source(name: str) -> str:
+    """The source definition zoo model `name` follows (for listings), e.g. `torchvision.models.resnet50`."""
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown zoo model {name!r}; choose one of {', '.join(NAMES)}")
+    return spec.source
+
+
+def default_seq(name: str) -> int | None:
+    """The token count a transformer is built at by default; None for the vision models."""
+    source(name)
+    return _SPECS[name].default_seq

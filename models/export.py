@@ -3,8 +3,9 @@
 Every model is written by hand (no torchvision), seeded with
 ``torch.manual_seed(0)`` right before it is built, put in eval mode and
 exported to ONNX next to this script.  Most files come from the TorchScript
-exporter (``dynamo=False``, opset 17); two come from the dynamo exporter
-(``dynamo=True``, opset 18) when it works on this machine.
+exporter (``dynamo=False``, opset 17); the ``*_dynamo`` files come from the dynamo
+exporter (``dynamo=True``, opset 18), the same modules seeded the same way, so each
+pair is one network exported both ways.
 
 Each exported file is checked with ``onnx.checker.check_model(full_check=True)``
 and run once through onnxruntime, whose output is compared with PyTorch's.
@@ -37,6 +38,8 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _index import merge  # noqa: E402 - beside this script
 SEED = 0
 TORCHSCRIPT_OPSET = 17
 DYNAMO_OPSET = 18
@@ -288,6 +291,36 @@ class MlpTanhSoftmax(nn.Module):
         return torch.softmax(self.fc2(torch.tanh(self.fc1(x))), dim=-1)
 
 
+class MiniONN(nn.Module):
+    """The CIFAR-10 network of MiniONN (Liu et al., CCS'17, Fig. 13), as in ``hawkeye_onnx.zoo``.
+
+    Seven convolutions (3x3 x5 with padding 1, then 1x1 to 64 and 1x1 to 16), each followed by ReLU,
+    two 2x2 mean pools and a fully connected layer 1024 -> 10; one module per layer, so both exporters
+    see the same module names.
+    """
+
+    def __init__(self) -> None:
+        """Create conv1..conv7, relu1..relu7, pool1, pool2 and fc."""
+        super().__init__()
+        shapes = [(3, 64, 3), (64, 64, 3), (64, 64, 3), (64, 64, 3), (64, 64, 3), (64, 64, 1), (64, 16, 1)]
+        for i, (cin, cout, k) in enumerate(shapes, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k, padding=k // 2))
+            setattr(self, f"relu{i}", nn.ReLU())
+        self.pool1 = nn.AvgPool2d(2)
+        self.pool2 = nn.AvgPool2d(2)
+        self.fc = nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, 3, 32, 32)`` to ``(N, 10)`` logits."""
+        for i in range(1, 8):
+            x = getattr(self, f"relu{i}")(getattr(self, f"conv{i}")(x))
+            if i == 2:
+                x = self.pool1(x)
+            elif i == 4:
+                x = self.pool2(x)
+        return self.fc(torch.flatten(x, 1))
+
+
 def _resnet() -> nn.Module:
     """Build the CIFAR ResNet with randomized BatchNorm statistics."""
     model = ResNetCifar()
@@ -416,6 +449,49 @@ SPECS: list[Spec] = [
         exporter="dynamo",
         opset=DYNAMO_OPSET,
         required_ops=("Conv", "Add"),
+    ),
+    Spec(
+        "minionn_cifar.onnx",
+        MiniONN,
+        (1, 3, 32, 32),
+        "MiniONN CIFAR-10 network (Liu et al. 2017, Fig. 13): 7 convs with ReLU, 2 mean pools, FC 1024-10",
+        required_ops=("Conv", "Relu", "AveragePool", "Gemm"),
+    ),
+    Spec(
+        "minionn_cifar_dynamo.onnx",
+        MiniONN,
+        (1, 3, 32, 32),
+        "MiniONN CIFAR-10 network exported by the dynamo exporter",
+        exporter="dynamo",
+        opset=DYNAMO_OPSET,
+        required_ops=("Conv", "Relu", "AveragePool", "Gemm"),
+    ),
+    Spec(
+        "mlp_dynamo.onnx",
+        MLP,
+        (1, 784),
+        "784-128-128-10 MLP exported by the dynamo exporter (static batch 1)",
+        exporter="dynamo",
+        opset=DYNAMO_OPSET,
+        required_ops=("Gemm", "Relu"),
+    ),
+    Spec(
+        "mobilenet_block_dynamo.onnx",
+        MobileNetBlock,
+        (1, 3, 32, 32),
+        "depthwise-separable block exported by the dynamo exporter",
+        exporter="dynamo",
+        opset=DYNAMO_OPSET,
+        required_ops=("Conv", "Gemm"),
+    ),
+    Spec(
+        "transformer_block_dynamo.onnx",
+        TransformerBlock,
+        (1, 16, 32),
+        "hand-written BERT encoder block exported by the dynamo exporter",
+        exporter="dynamo",
+        opset=DYNAMO_OPSET,
+        required_ops=("MatMul", "Softmax", "LayerNormalization"),
     ),
 ]
 
@@ -571,9 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         print(describe(spec, proto, path) + f"\n   sha256 {digest}")
 
-    if not args.only:
-        rows = ",\n".join(f"  {json.dumps(entry)}" for entry in index)
-        (out / "index.json").write_text(f"[\n{rows}\n]\n")
+    merge(out, index)
     for failure in failures:
         print(f"FAILED (skipped): {failure}", file=sys.stderr)
     return 0
