@@ -19,7 +19,7 @@ from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import RuleError
 from hawkeye_onnx.ir import Graph, Node
 from hawkeye_onnx.opvars import GENERIC_VARS, REGISTRY, generic
-from hawkeye_onnx.rules import Backend, Primitive, Step
+from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
 #: Four quantities per node: online bytes, online rounds, offline bytes, offline rounds.
 QUANTITIES = ("online_bytes", "online_rounds", "offline_bytes", "offline_rounds")
@@ -149,6 +149,10 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         rule = backend.ops[key]
         env = _group_env(graph, key, idx)
         env.update(evaluator.params)
+        for param in backend.node_sets:
+            spec = str(backend.param_values[param])
+            env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec)) for i in idx],
+                                                dtype=np.int64)
         indices = np.asarray(idx, dtype=np.int64)
         remaining = np.ones(len(idx), dtype=bool)
         for v_i, variant in enumerate(rule.variants):

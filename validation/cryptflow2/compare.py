@@ -1,0 +1,136 @@
+"""CrypTFlow2 (SCI) static profile vs the published numbers.
+
+Builds SCI's own networks (the calls of `networks/main_*.cpp`, shared with OpenCheetah and extracted to
+validation/cheetah/opencheetah_networks.json) as ONNX replicas and the zoo architectures the HawkEye paper
+used, prices them with rules/cryptflow2.toml and prints the tables of docs/backends/cryptflow2.md.
+Run: `PYTHONPATH=. python validation/cryptflow2/compare.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+import hawkeye_onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+NETWORKS = ROOT / "validation" / "cheetah" / "opencheetah_networks.json"
+
+#: CrypTFlow2 paper (Rathee et al., CCS 2020), Table "performance on ImageNet-scale benchmarks": end-to-end
+#: communication in GiB, (SCI_OT, SCI_HE). Quoted from the paper as the authors of this file read it; the
+#: table is not in the searchable corpora (docs/backends/cryptflow2.md).
+PUBLISHED_GIB = {"sqnet": (26.07, 5.27), "resnet50": (370.84, 32.02), "densenet121": (217.19, 35.56)}
+#: SCI's bitlength per network (SCI/networks/main_*.cpp `int32_t bitlength`).
+BITLENGTH = {"resnet50": 37, "densenet121": 32, "sqnet": 32}
+#: HawkEye paper, Scripts/CrypTFlow2_round_res.py: rounds measured on CrypTFlow2 per class (conv, other
+#: linear, non-linear) with ell = 60 (../shared/reference/hawkeye-profiles.md section 3.3).
+HAWKEYE_ROUNDS = {
+    "resnet50": (7155, 582, 438),
+    "densenet121": (10317, 1340, 720),
+    "mobilenet_v3_large": (12131, 2252, 612),
+    "shufflenet_v2_x1_0": (6827, 608, 270),
+}
+#: The ops of each HawkEye class.
+CLASSES = {
+    "conv": ("Conv",),
+    "other": ("BatchNormalization", "Gemm", "MatMul", "GlobalAveragePool", "AveragePool", "ReduceMean", "Mul"),
+    "nonlin": ("Relu", "MaxPool"),
+}
+
+
+def replica(calls: list[list[int]]) -> onnx.ModelProto:
+    """SCI's network as independent ONNX nodes with the calls' shapes: Conv2DWrapper / FusedBN -> Conv,
+    FusedBatchNorm4411 -> BatchNormalization, Relu4 -> Relu, ScaleDown4 -> Mul by a public constant (a
+    ScaleDown), MaxPool / AvgPool, MatMul2D -> MatMul by a weight. Additions and Concat are local."""
+    nodes, inputs, outputs = [], [], []
+
+    def inp(name, shape):
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+        return name
+
+    for i, (fn, *a) in enumerate(calls):
+        x, y = f"x{i}", f"y{i}"
+        if fn in ("Conv2DWrapper", "FusedBN"):
+            n, h, w, ci, fh, fw, co, phl, phr, pwl, pwr, sh, sw = a[:13]
+            node = helper.make_node("Conv", [inp(x, [n, ci, h, w]), inp(f"w{i}", [co, ci, fh, fw])], [y],
+                                    name=f"{fn}_{i}", kernel_shape=[fh, fw], pads=[phl, pwl, phr, pwr],
+                                    strides=[sh, sw])
+        elif fn == "FusedBatchNorm4411":
+            n, h, w, c = a[:4]
+            node = helper.make_node("BatchNormalization", [inp(x, [n, c, h, w]),
+                                                           *(inp(f"{p}{i}", [c]) for p in "sbmv")], [y],
+                                    name=f"{fn}_{i}")
+        elif fn == "Relu4":
+            n, h, w, c = a[:4]
+            node = helper.make_node("Relu", [inp(x, [n, c, h, w])], [y], name=f"{fn}_{i}")
+        elif fn == "ScaleDown4":
+            n, h, w, c = a[:4]
+            nodes.append(helper.make_node("Constant", [], [f"c{i}"], name=f"const_{i}",
+                                          value=helper.make_tensor(f"cv{i}", TensorProto.FLOAT, [], [0.5])))
+            node = helper.make_node("Mul", [inp(x, [n, c, h, w]), f"c{i}"], [y], name=f"{fn}_{i}")
+        elif fn in ("MaxPool", "AvgPool"):
+            n, h, w, c, kh, kw, phl, phr, pwl, pwr, sh, sw, _, ih, iw, _ = a[:16]
+            node = helper.make_node("MaxPool" if fn == "MaxPool" else "AveragePool", [inp(x, [n, c, ih, iw])], [y],
+                                    name=f"{fn}_{i}", kernel_shape=[kh, kw], pads=[phl, pwl, phr, pwr],
+                                    strides=[sh, sw])
+        elif fn == "MatMul2D":
+            d0, d1, d2 = a[:3]
+            node = helper.make_node("MatMul", [inp(x, [d0, d1]), inp(f"w{i}", [d1, d2])], [y], name=f"{fn}_{i}")
+        else:
+            continue
+        nodes.append(node)
+        outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "sci", inputs, outputs)
+    return onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def networks() -> dict[str, list]:
+    return json.loads(NETWORKS.read_text())["networks"]
+
+
+def paper_params(name: str, linear: int) -> dict[str, int]:
+    """The CrypTFlow2 paper's setting: SCI's bitlength and scale 12, 4 threads, the 2020 linear-layer code
+    (MatMulUniform, matmul_mode 0), truncations explicit in the network (trunc_after_linear 0)."""
+    return {"ring_bits": BITLENGTH[name], "frac_bits": 12, "threads": 4, "matmul_mode": 0,
+            "trunc_after_linear": 0, "linear": linear}
+
+
+def replica_cost(name: str, linear: int):
+    model = replica(networks()[name])
+    return hawkeye_onnx.profile(model, backends=["cryptflow2"],
+                                params={"cryptflow2": paper_params(name, linear)}).backends["cryptflow2"]
+
+
+def class_rounds(name: str, **params) -> dict[str, int]:
+    """Rounds per HawkEye class of zoo model `name` with HawkEye's ell = 60, f = 23 (BatchNorm kept)."""
+    from hawkeye_onnx import zoo
+    b = hawkeye_onnx.profile(zoo.build(name, fold_bn=False), backends=["cryptflow2"],
+                             params={"cryptflow2": {"ring_bits": 60, "frac_bits": 23, **params}}).backends["cryptflow2"]
+    ops = {k: v.totals.online.rounds for k, v in b.ops.items()}
+    return {cls: sum(ops.get(op, 0) for op in members) for cls, members in CLASSES.items()}
+
+
+def main() -> None:
+    print("| model | variant | ours GiB | paper GiB | diff | ours rounds |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, pub in PUBLISHED_GIB.items():
+        for linear, label in ((0, "SCI_OT"), (1, "SCI_HE")):
+            b = replica_cost(name, linear)
+            gib = b.total.online.bytes / 2**30
+            print(f"| {name} | {label} | {gib:.2f} | {pub[linear]} | {100 * (gib / pub[linear] - 1):+.1f}% | "
+                  f"{b.total.online.rounds} |")
+    print()
+    print("| model | threads | conv ours / CF2 | other linear ours / CF2 | non-linear ours / CF2 |")
+    print("|---|---:|---:|---:|---:|")
+    for name, want in HAWKEYE_ROUNDS.items():
+        for threads in (4, 1):
+            got = class_rounds(name, threads=threads)
+            cells = [f"{got[c]} / {w} ({100 * (got[c] / w - 1):+.0f}%)" for c, w in zip(CLASSES, want, strict=True)]
+            print(f"| {name} | {threads} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
