@@ -39,9 +39,6 @@ EXPECTED_UNSUPPORTED: dict[tuple[str, str], str] = {
     ("crypten", "Gather"): "secret token ids: needs an oblivious lookup",
     ("semi2k", "Gather"): "secret token ids: needs an oblivious lookup",
     ("cheetah", "Gather"): "secret token ids: needs an oblivious lookup",
-    ("semi2k", "ArgMax"): "rule gap: SPU runs jnp.argmax",
-    ("semi2k", "HardSwish"): "rule gap: SPU runs jax.nn.hard_swish",
-    ("semi2k", "HardSigmoid"): "rule gap: SPU runs jax.nn.hard_sigmoid",
     ("cheetah", "ArgMax"): "rule gap: OpenCheetah's networks end with ArgMax",
     ("cheetah", "ReduceMean"): "cannot run: EzPC's ONNX front end reads ReduceMean's axes attribute (opset 18: input)",
     **{("cheetah", op): "cannot run: OpenCheetah implements CNN layers only (see rules/cheetah.toml)"
