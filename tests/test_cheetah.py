@@ -297,6 +297,80 @@ def test_unsupported_ops() -> None:
     assert [u.op_type for u in mm.unsupported] == ["MatMul"]
 
 
+@pytest.mark.parametrize("c,levels,cmps", [
+    # 1001 logits (ResNet-50): 1002 (odd: the last one doubled) -> 501 children, padded to 504; 252 -> 256;
+    # 128, 64, 32, 16, 8 (1st time on 8), then three more levels of 8 (the 5th time it stops): 10 levels
+    (1001, 10, 504 + 256 + 128 + 64 + 32 + 16 + 8 + 8 + 8 + 8),
+    (1000, 10, 1032),
+    # 10 -> 5 children -> 8 (1st), 8, 8, 8
+    (10, 4, 32),
+    # 17 -> 18 -> 9 -> 16; 8 (1st), 8, 8, 8
+    (17, 5, 48),
+])
+def test_argmax_tree_follows_argmax_mpc(c: int, levels: int, cmps: int) -> None:
+    """SCI/src/NonLinear/argmax.h ArgMaxProtocol::ArgMaxMPC: an odd size gets its last element doubled;
+    each level has ceil(nodes / 2) children padded to a multiple of 8 (next_eight_multiple); a level with
+    8 children increments times_stuck_on_8, and the loop breaks when it reaches 5."""
+    assert (fn_cheetah.argmax_levels(c), fn_cheetah.argmax_cmps(c)) == (levels, cmps)
+
+
+def _argmax_model(shape) -> onnx.ModelProto:
+    node = helper.make_node("ArgMax", ["x"], ["y"], name="/ArgMax", axis=-1, keepdims=1)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.INT64, None)])
+    return onnx.shape_inference.infer_shapes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_argmax_of_resnet50_logits() -> None:
+    """networks/main_resnet50.cpp ends with ArgMax1(1, 1, 1001, ...) -> library_fixed_uniform.cpp ArgMax (main
+    thread) -> ArgMaxMPC: 10 levels, 1032 comparisons. Per level (argmax_this_level_super_32, ell = 37 > 32):
+    relu_oracle->relu(..., skip_ot = true), i.e. only the exact DReLU, the millionaire protocol on 36 bits
+    (q = 9 digits: 9 leaf OTs 1-out-of-16 of 2-bit leaves = 36 B and 4.5 B of choice bits; 2q - 2 - 4 = 12
+    AND gates = 6 B; per call a 16-byte seed, a 2-byte sync and 2 triple seeds; Ferret 36 + 24 COTs), then
+    iknp_straight->send / iknp_reversed->recv of block128 messages: SilentOT::send_ot_cm_cc(const block *,
+    ...) sends 2 x 16 B per OT, 1/8 B of choice bits and a 16-byte seed per direction.
+    Flights per level: 3 + 2 ceil(log2 9) = 11 for the millionaire, 3 for the two OTs."""
+    cmps, levels = 1032, 10
+    mill = cmps * (36 + 4.5 + 6) + levels * (16 + 2 + 32) + math.ceil(FERRET * cmps * (36 + 24))
+    ots = 2 * (cmps * 32 + cmps // 8 + 16 * levels) + math.ceil(FERRET * 2 * cmps)
+    b = _cost(_argmax_model((1, 1001)))
+    assert (b.total.online.bytes, b.total.online.rounds) == (mill + ots, levels * (11 + 3))
+    assert b.total.online.bytes == 118694
+    # the heuristics do not touch it (ArgMax's DReLU is exact); more than one row cannot run
+    assert _cost(_argmax_model((1, 1001)), heuristics=0).total == b.total
+    two = _cost(_argmax_model((2, 1001)))
+    assert [u.op_type for u in two.unsupported] == ["ArgMax"] and "s1 == 1" in two.unsupported[0].reason
+
+
+def _mul_by_weight(x_shape, w_shape, weight_first: bool = False) -> onnx.ModelProto:
+    w = onnx.numpy_helper.from_array(np.ones(w_shape, np.float32), "w")
+    node = helper.make_node("Mul", ["w", "x"] if weight_first else ["x", "w"], ["y"], name="/bn/Mul")
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+    return onnx.shape_inference.infer_shapes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_mul_by_a_weight_is_the_batchnorm_protocol() -> None:
+    """A Mul by the server's per-channel weight (tf2onnx's BatchNorm: Mul by a [1, C, 1, 1] initializer, then
+    Add) is FusedBatchNorm4411 (networks/main_densenet121.cpp): 56x56x256 -> BatchNorm -> bn_direct, one
+    ciphertext per channel; 7x7x1024 -> ElemWiseActModelVectorMult -> CheetahLinear::bn over 3 CRT primes.
+    A weight that is not per-channel is ElemWiseActModelVectorMult on the whole vector (SIMD)."""
+    direct = 8 + 256 * FRESH + fn_cheetah.resp_bytes(38, 1, 256 * 3136, 256, 4096)
+    simd = 8 + 39 * FRESH + fn_cheetah.resp_bytes(39, 0, 39 * 4096, 39, 4096)
+    assert _cost(_mul_by_weight((1, 256, 56, 56), (1, 256, 1, 1))).total.online.bytes == direct
+    assert _cost(_mul_by_weight((1, 256, 56, 56), (256, 1, 1), weight_first=True)).total.online.bytes == direct
+    assert _cost(_mul_by_weight((1, 1024, 7, 7), (1, 1024, 1, 1))).total.online.bytes == simd
+    # a [C, H, W] weight on 56x56x256: SIMD over 802,816 values = 3 x 196 ciphertexts
+    full = 8 + 588 * FRESH + fn_cheetah.resp_bytes(39, 0, 588 * 4096, 588, 4096)
+    assert _cost(_mul_by_weight((1, 256, 56, 56), (256, 56, 56))).total.online.bytes == full
+    # public weights: a local product, then a ScaleDown; two activations: unsupported
+    pub = hawkeye_onnx.profile(_mul_by_weight((1, 256, 56, 56), (1, 256, 1, 1)), backends=["cheetah"],
+                               public_weights=True).backends["cheetah"]
+    assert pub.total.online.bytes == prim("scaledown", n=256 * 56 * 56)[0]
+    ss = _cost(_single("Mul", (1, 8, 4, 4), (1, 8, 4, 4)))
+    assert [u.op_type for u in ss.unsupported] == ["Mul"]
+
+
 # ------------------------------------------------------------------------------ whole networks vs the paper
 
 
@@ -305,7 +379,7 @@ def replica(calls: list[list[int]]) -> onnx.ModelProto:
     networks/main_*.cpp) as a list of independent ONNX nodes with the calls' shapes: Conv2DWrapper and
     FusedBN -> Conv, FusedBatchNorm4411 -> BatchNormalization, Relu4 -> Relu, ScaleDown4 -> Mul by a
     public constant (priced as ScaleDown), MaxPool / AvgPool -> MaxPool / AveragePool, MatMul2D -> MatMul.
-    Additions, ScaleUp and Concat are local; the final ArgMax over 1000 logits is not priced."""
+    ArgMax1 / ArgMax3 -> ArgMax. Additions, ScaleUp and Concat are local."""
     nodes, inputs, outputs = [], [], []
 
     def inp(name, shape):
@@ -340,6 +414,11 @@ def replica(calls: list[list[int]]) -> onnx.ModelProto:
             nodes.append(helper.make_node("MaxPool" if fn == "MaxPool" else "AveragePool", [x], [y],
                                           name=f"{fn}_{i}", kernel_shape=[kh, kw], pads=[phl, pwl, phr, pwr],
                                           strides=[sh, sw]))
+        elif fn in ("ArgMax1", "ArgMax3"):
+            rows, c = (a[1], a[2]) if fn == "ArgMax1" else (a[3] * a[4] * a[5], a[6])
+            nodes.append(helper.make_node("ArgMax", [inp(x, [rows, c])], [y], name=f"{fn}_{i}", axis=1))
+            outputs.append(helper.make_tensor_value_info(y, TensorProto.INT64, None))
+            continue
         elif fn == "MatMul2D":
             d0, d1, d2 = a[:3]
             nodes.append(helper.make_node("MatMul", [inp(x, [d0, d1]), inp(f"w{i}", [d1, d2])], [y], name=f"{fn}_{i}"))
@@ -388,10 +467,13 @@ def test_zoo_resnet50_matches_the_paper() -> None:
 
 #: Our totals (bytes, rounds) with the paper's parameters, pinned (no published figure to compare with
 #: for DenseNet-121 and SqueezeNet in the corpora; docs/backends/cheetah.md has the table).
+#: Each network ends with an ArgMax over 1000 or 1001 logits: 118,694 bytes and 140 flights
+#: (test_argmax_of_resnet50_logits), added to the pins of the layers before it.
+ARGMAX_1001 = (118694, 140)
 PINNED_REPLICA = {
-    "resnet50": (2480421211, 1392),
-    "densenet121": (2610623794, 3535),
-    "sqnet": (505488321, 878),
+    "resnet50": (2480421211 + ARGMAX_1001[0], 1392 + ARGMAX_1001[1]),
+    "densenet121": (2610623794 + ARGMAX_1001[0], 3535 + ARGMAX_1001[1]),
+    "sqnet": (505488321 + ARGMAX_1001[0], 878 + ARGMAX_1001[1]),
 }
 
 
