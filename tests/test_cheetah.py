@@ -453,20 +453,42 @@ def test_replica_resnet50_matches_the_paper() -> None:
     assert not b.unsupported
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "architecture, not protocol: torchvision's ResNet-50 v1.5 (hawkeye_onnx.zoo) folds every BatchNorm into "
-    "its conv and adds before the ReLU, so it has none of the 18 HE BatchNorm layers and 18 ScaleDowns of "
-    "OpenCheetah's pre-activation ResNet-50 (networks/main_resnet50.cpp; 359 + 322 MiB with the paper's "
-    "parameters); its total is about 27% below the published 2.3 GB while the replica is within 1%"))
-def test_zoo_resnet50_matches_the_paper() -> None:
+def test_zoo_resnet50_differs_from_the_replica_by_its_architecture_only() -> None:
+    """The zoo's torchvision ResNet-50 v1.5 (BN folded into the convs) is 27% below the published 2.3 GB while
+    OpenCheetah's own ResNet-50 (test_replica_resnet50_matches_the_paper) is within 1%. The difference is the
+    architecture, not the protocols: both have the same 53 convolutions (same shapes and strides, priced to
+    the byte alike), the same max pool, global average pool and 49 ReLUs of the same sizes except the stem's,
+    which torchvision runs on the 112x112x64 conv output and networks/main_resnet50.cpp after the max pool
+    (56x56x64); OpenCheetah's network adds 18 HE BatchNorms (FusedBatchNorm4411) and 18 ScaleDowns (its
+    pre-activation blocks) and the final ArgMax over 1001 logits, which the zoo (1000 logits, no ArgMax)
+    lacks. So zoo = replica - BatchNorms - ScaleDowns - ArgMax + stem ReLU difference, exactly in rounds
+    and to within the few bytes of 1000 vs 1001 FC outputs in bytes."""
     zoo = pytest.importorskip("hawkeye_onnx.zoo")
-    b = _cost(zoo.build("resnet50"), **{k: v for k, v in PAPER.items() if k != "avgpool_trunc"})
-    ours = b.total.online.bytes / 2**30
-    assert abs(ours - PUBLISHED_GIB["resnet50"]) / PUBLISHED_GIB["resnet50"] < 0.05, ours
+    params = {k: v for k, v in PAPER.items() if k != "avgpool_trunc"}
+    z = _cost(zoo.build("resnet50"), **params)
+    r = _cost(replica(_networks()["resnet50"]), **PAPER)
+    published = PUBLISHED_GIB["resnet50"] * 2**30
+    assert abs(r.total.online.bytes - published) / published < 0.05
+    assert z.total.online.bytes / published < 0.75  # the 27% gap documented in docs/backends/cheetah.md
+
+    def op(b, name):
+        return b.ops[name].totals.online if name in b.ops else type(b.total.online)(0, 0)
+
+    for same, other in (("Conv", "Conv"), ("MaxPool", "MaxPool"), ("GlobalAveragePool", "AveragePool")):
+        assert op(z, same) == op(r, other), same
+    assert op(z, "Relu").rounds == op(r, "Relu").rounds and z.ops["Relu"].count == r.ops["Relu"].count == 49
+    exact = _backend(heuristics=0)
+    stem = prim("relu", exact, n=64 * 112 * 112)[0] - prim("relu", exact, n=64 * 56 * 56)[0]
+    assert op(z, "Relu").bytes - op(r, "Relu").bytes == stem
+    assert not {"BatchNormalization", "Mul", "ArgMax"} & set(z.ops)
+    assert (r.ops["BatchNormalization"].count, r.ops["Mul"].count, r.ops["ArgMax"].count) == (18, 18, 1)
+    missing = [op(r, name) for name in ("BatchNormalization", "Mul", "ArgMax")]
+    fc = op(z, "Gemm").bytes - op(r, "MatMul").bytes  # 1000 vs 1001 used coefficients: ~6.5 bytes each
+    assert abs(fc) < 16
+    assert z.total.online.bytes == r.total.online.bytes - sum(c.bytes for c in missing) + stem + fc
+    assert z.total.online.rounds == r.total.online.rounds - sum(c.rounds for c in missing)
 
 
-#: Our totals (bytes, rounds) with the paper's parameters, pinned (no published figure to compare with
-#: for DenseNet-121 and SqueezeNet in the corpora; docs/backends/cheetah.md has the table).
 #: Each network ends with an ArgMax over 1000 or 1001 logits: 118,694 bytes and 140 flights
 #: (test_argmax_of_resnet50_logits), added to the pins of the layers before it.
 ARGMAX_1001 = (118694, 140)
