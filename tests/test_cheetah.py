@@ -350,6 +350,24 @@ def _mul_by_weight(x_shape, w_shape, weight_first: bool = False) -> onnx.ModelPr
     return onnx.shape_inference.infer_shapes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
 
 
+@pytest.mark.parametrize("x,w,weight_first,want", [
+    ((1, 16, 5, 5), (1, 16, 1, 1), False, (1, 1, 16, 25, 1)),   # tf2onnx BatchNorm scale
+    ((2, 16, 5, 5), (16, 1, 1), True, (1, 2, 16, 25, 1)),       # weight first, rank 3
+    ((1, 16, 5, 5), (5,), False, (1, 1, 16, 25, 0)),             # right-aligned: broadcasts along W
+    ((1, 16, 5, 5), (16, 5, 5), False, (1, 1, 16, 25, 0)),       # a full weight
+    ((2, 4, 8), (8,), False, (1, 2, 4, 8, 0)),                   # LayerNorm's gamma on the last dim
+])
+def test_mul_weight_variables(x, w, weight_first, want) -> None:
+    """opvars.py `Mul` variables (wmul, N, C, spatial, per_channel) on graphs built here."""
+    from hawkeye_onnx.ir import build_graph
+    from hawkeye_onnx.opvars import REGISTRY
+    g = build_graph(_mul_by_weight(x, w, weight_first))
+    node = g.nodes[0]
+    assert tuple(REGISTRY["Mul"].compute(node, g)) == want
+    pub = build_graph(_mul_by_weight(x, w, weight_first), public_weights=True)
+    assert REGISTRY["Mul"].compute(pub.nodes[0], pub)[0] == 1  # still a weight; `s1` says it is public
+
+
 def test_mul_by_a_weight_is_the_batchnorm_protocol() -> None:
     """A Mul by the server's per-channel weight (tf2onnx's BatchNorm: Mul by a [1, C, 1, 1] initializer, then
     Add) is FusedBatchNorm4411 (networks/main_densenet121.cpp): 56x56x256 -> BatchNorm -> bn_direct, one
