@@ -195,6 +195,11 @@ def cases() -> list[Case]:
     for shape in ((2, 10), (3, 7), (1, 64)):
         out.append(unary("HardSigmoid", shape, alpha=1.0 / 6.0, beta=0.5))
         out.append(unary("HardSwish", shape))
+    out.append(model("head_gemm_hardswish_argmax", [
+        helper.make_node("Gemm", ["x", "W", "B"], ["g"], name="/fc/Gemm", transB=1),
+        helper.make_node("HardSwish", ["g"], ["h"], name="/act/HardSwish"),
+        helper.make_node("ArgMax", ["h"], ["out"], name="/head/ArgMax", axis=1, keepdims=0),
+    ], {"x": (2, 16)}, [weight("W", (12, 16)), weight("B", (12,))], out_type=TensorProto.INT64))
     out.append(model("hardsigmoid_default_2x10", [helper.make_node("HardSigmoid", ["x"], ["out"],
                                                                    name="/act/HardSigmoid")], {"x": (2, 10)}))
     return out
