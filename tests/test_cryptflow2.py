@@ -193,7 +193,7 @@ def test_grouped_conv_rounds_match_cryptflow2_not_hawkeye() -> None:
     of the measured counts (ell = 60, one thread: the setting all four measured conv counts agree with), the
     merged-instruction count (3.9-5.4x lower) does not."""
     for name, measured, hawkeye in (("mobilenet_v3_large", 12131, 2232), ("shufflenet_v2_x1_0", 6827, 1745)):
-        conv = compare.class_rounds(name, threads=1)["conv"]
+        conv = compare.class_rounds(name, **compare.HAWKEYE_SETUP)["conv"]
         assert abs(conv / measured - 1) < 0.05, (name, conv)
         assert conv > 3.5 * hawkeye
 
@@ -204,34 +204,39 @@ def test_dense_conv_rounds_match_cryptflow2_with_one_thread(name: str) -> None:
     MatMul2D (ell = 60 batches for every large conv) + the ScaleDown, with MatMul2D on one thread, agree
     within 5%; the networks' default of 4 threads (larger batches of the split inner dimension) does not."""
     measured = compare.HAWKEYE_ROUNDS[name][0]
-    assert abs(compare.class_rounds(name, threads=1)["conv"] / measured - 1) < 0.05
-    assert compare.class_rounds(name, threads=4)["conv"] < 0.8 * measured
+    assert abs(compare.class_rounds(name, **compare.HAWKEYE_SETUP)["conv"] / measured - 1) < 0.05
+    assert compare.class_rounds(name, **{**compare.HAWKEYE_SETUP, "threads": 4})["conv"] < 0.8 * measured
 
 
-def _relus(count: int, maxpool: bool) -> onnx.ModelProto:
-    """`count` independent ReLUs (and a 3x3 MaxPool): the non-linear layers of a network, whose rounds do not
-    depend on the tensor sizes."""
-    nodes, inputs, outputs = [], [], []
-    for i in range(count + int(maxpool)):
-        inputs.append(helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [1, 8, 16, 16]))
-        outputs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None))
-        if i < count:
-            nodes.append(helper.make_node("Relu", [f"x{i}"], [f"y{i}"], name=f"relu{i}"))
-        else:
-            nodes.append(helper.make_node("MaxPool", [f"x{i}"], [f"y{i}"], name="pool", kernel_shape=[3, 3],
-                                          strides=[2, 2], pads=[1, 1, 1, 1]))
-    graph = helper.make_graph(nodes, "g", inputs, outputs)
-    return onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+@pytest.mark.parametrize("name", sorted(compare.HAWKEYE_NONLINEAR))
+def test_nonlinear_rounds_match_cryptflow2_measurement(name: str) -> None:
+    """HawkEye's measured CrypTFlow2 non-linear rounds (Scripts/CrypTFlow2_round_res.py: ResNet-50 438,
+    DenseNet-121 720, ShuffleNetV2 270), with the networks HawkEye ran (its Programs/Source/*.mpc, not
+    torchvision's: its ResNet-50 Bottleneck has a 4th ReLU after bn3, 65 in all; its DenseNet-121 has an
+    AvgPool stem and 120 ReLUs): 6 rounds per ReLU (millionaire 4 + the OT 2) and 8 sequential ReLUs per 3x3
+    MaxPool reproduce all three exactly."""
+    assert compare.nonlinear_rounds(*compare.HAWKEYE_NONLINEAR[name]) == compare.HAWKEYE_ROUNDS[name][2]
 
 
-@pytest.mark.parametrize(("relus", "maxpool", "measured"), [
-    (65, True, 438),   # HawkEye Programs/Source/autograd_resnet.mpc: stem + 16 Bottlenecks x 4 ReLUs, 3x3 MaxPool
-    (120, False, 720),  # autograd_densenet.mpc: stem + 58 x 2 + 3 transitions, AvgPool stem (no MaxPool)
-    (37, True, 270),   # ShuffleNetV2 x1.0: conv1 + 3 x 3 + 13 x 2 + conv5 ReLUs, 3x3 MaxPool
-])
-def test_nonlinear_rounds_match_cryptflow2_measurement(relus: int, maxpool: bool, measured: int) -> None:
-    """HawkEye's measured CrypTFlow2 non-linear rounds (Scripts/CrypTFlow2_round_res.py), with the networks
-    HawkEye ran (its Programs/Source/*.mpc, not torchvision's: its ResNet-50 Bottleneck has a 4th ReLU after
-    bn3, its DenseNet-121 a 3x3 stem with AvgPool): 6 rounds per ReLU (millionaire 4 + the OT 2) and 8
-    sequential ReLUs per 3x3 MaxPool reproduce all three exactly."""
-    assert _cost(_relus(relus, maxpool), ring_bits=60, frac_bits=23).total.online.rounds == measured
+@pytest.mark.parametrize("name", ["resnet50", "densenet121", "shufflenet_v2_x1_0"])
+def test_other_linear_rounds_residual_is_the_bn_product(name: str) -> None:
+    """HawkEye's measured other-linear rounds (ResNet-50 582, DenseNet-121 1340, ShuffleNetV2 608) with its
+    known-MSB BatchNorm truncation (bn_trunc_known_msb = 1): ours are 17-22% high, and the excess is the OT
+    batches of the BatchNorm products (ElemWiseActModelVectorMult): without them all three are within 5%.
+    Why HawkEye's run paid no round for them is not known (its CrypTFlow2 programs are not published)."""
+    measured = compare.HAWKEYE_ROUNDS[name][1]
+    other = compare.class_rounds(name, **compare.HAWKEYE_SETUP)["other"]
+    assert other > 1.1 * measured
+    assert abs((other - compare.bn_product_rounds(name)) / measured - 1) < 0.05
+
+
+def test_bn_known_msb_truncation_parameter() -> None:
+    """bn_trunc_known_msb = 1 swaps the BatchNorm's ScaleDown (Truncation::truncate, MSB unknown) for the
+    known-MSB truncation (wrap + MSB_to_Wrap + 2 B2A): 16 -> 10 rounds at ell = 60, f = 23."""
+    model = _single("BatchNormalization", (1, 8, 4, 4))
+    model.graph.input.extend(helper.make_tensor_value_info(p, TensorProto.FLOAT, [8]) for p in "sbmv")
+    model.graph.node[0].input.extend(["s", "b", "m", "v"])
+    base = {"ring_bits": 60, "frac_bits": 23}
+    unknown = _cost(model, **base).total.online.rounds
+    known = _cost(model, **base, bn_trunc_known_msb=1).total.online.rounds
+    assert unknown - known == 6
