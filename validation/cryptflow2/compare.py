@@ -1,8 +1,9 @@
 """CrypTFlow2 (SCI) static profile vs the published numbers.
 
-Builds SCI's own networks (the calls of `networks/main_*.cpp`, shared with OpenCheetah and extracted to
-validation/cheetah/opencheetah_networks.json) as ONNX replicas and the zoo architectures the HawkEye paper
-used, prices them with rules/cryptflow2.toml and prints the tables of docs/backends/cryptflow2.md.
+Builds SCI's own networks (the calls of `mpc-msri/EzPC SCI/networks/main_*.cpp`, the networks the CrypTFlow2
+paper measured, extracted to validation/cryptflow2/sci_networks.json by extract_sci_calls.py) as ONNX
+replicas and the zoo architectures the HawkEye paper used, prices them with rules/cryptflow2.toml and prints
+the tables of docs/backends/cryptflow2.md.
 Run: `PYTHONPATH=. python validation/cryptflow2/compare.py`.
 """
 
@@ -17,7 +18,8 @@ from onnx import TensorProto, helper
 import hawkeye_onnx
 
 ROOT = Path(__file__).resolve().parents[2]
-NETWORKS = ROOT / "validation" / "cheetah" / "opencheetah_networks.json"
+NETWORKS = ROOT / "validation" / "cryptflow2" / "sci_networks.json"
+OPENCHEETAH_NETWORKS = ROOT / "validation" / "cheetah" / "opencheetah_networks.json"
 
 #: CrypTFlow2 paper (Rathee et al., CCS 2020), Table "performance on ImageNet-scale benchmarks": end-to-end
 #: communication in GiB, (SCI_OT, SCI_HE). Quoted from the paper as the authors of this file read it; the
@@ -42,14 +44,21 @@ CLASSES = {
 
 
 def replica(calls: list[list[int]]) -> onnx.ModelProto:
-    """SCI's network as independent ONNX nodes with the calls' shapes: Conv2DWrapper / FusedBN -> Conv,
-    FusedBatchNorm4411 -> BatchNormalization, Relu4 -> Relu, ScaleDown4 -> Mul by a public constant (a
-    ScaleDown), MaxPool / AvgPool, MatMul2D -> MatMul by a weight. Additions and Concat are local."""
+    """A network's call list as independent ONNX nodes with the calls' shapes: Conv2DWrapper / FusedBN -> Conv,
+    FusedBatchNorm4411 -> BatchNormalization (+ a ScaleDown when its multExprScaleDownSf > 0), Relu4 -> Relu
+    (its fused truncation is the `relu_trunc_known_msb` parameter), ScaleDown4 -> Mul by a public constant
+    (a ScaleDown), MaxPool / AvgPool, MatMul2D -> Gemm by the model's matrix. Additions, ScaleUp and Concat are
+    local. Reads both SCI's rows (with sf arguments) and OpenCheetah's (without)."""
     nodes, inputs, outputs = [], [], []
 
     def inp(name, shape):
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
         return name
+
+    def scaledown(i, x, y, name):
+        nodes.append(helper.make_node("Constant", [], [f"c{i}"], name=f"const_{i}",
+                                      value=helper.make_tensor(f"cv{i}", TensorProto.FLOAT, [], [0.5])))
+        return helper.make_node("Mul", [x, f"c{i}"], [y], name=name)
 
     for i, (fn, *a) in enumerate(calls):
         x, y = f"x{i}", f"y{i}"
@@ -60,17 +69,19 @@ def replica(calls: list[list[int]]) -> onnx.ModelProto:
                                     strides=[sh, sw])
         elif fn == "FusedBatchNorm4411":
             n, h, w, c = a[:4]
+            bn_out = f"b{i}" if len(a) > 4 and a[4] > 0 else y
             node = helper.make_node("BatchNormalization", [inp(x, [n, c, h, w]),
-                                                           *(inp(f"{p}{i}", [c]) for p in "sbmv")], [y],
+                                                           *(inp(f"{p}{i}", [c]) for p in "sbmv")], [bn_out],
                                     name=f"{fn}_{i}")
+            if bn_out != y:
+                nodes.append(node)
+                node = scaledown(i, bn_out, y, f"{fn}_{i}_scaledown")
         elif fn == "Relu4":
             n, h, w, c = a[:4]
             node = helper.make_node("Relu", [inp(x, [n, c, h, w])], [y], name=f"{fn}_{i}")
         elif fn == "ScaleDown4":
             n, h, w, c = a[:4]
-            nodes.append(helper.make_node("Constant", [], [f"c{i}"], name=f"const_{i}",
-                                          value=helper.make_tensor(f"cv{i}", TensorProto.FLOAT, [], [0.5])))
-            node = helper.make_node("Mul", [inp(x, [n, c, h, w]), f"c{i}"], [y], name=f"{fn}_{i}")
+            node = scaledown(i, inp(x, [n, c, h, w]), y, f"{fn}_{i}")
         elif fn in ("MaxPool", "AvgPool"):
             n, h, w, c, kh, kw, phl, phr, pwl, pwr, sh, sw, _, ih, iw, _ = a[:16]
             node = helper.make_node("MaxPool" if fn == "MaxPool" else "AveragePool", [inp(x, [n, c, ih, iw])], [y],
@@ -78,7 +89,7 @@ def replica(calls: list[list[int]]) -> onnx.ModelProto:
                                     strides=[sh, sw])
         elif fn == "MatMul2D":
             d0, d1, d2 = a[:3]
-            node = helper.make_node("MatMul", [inp(x, [d0, d1]), inp(f"w{i}", [d1, d2])], [y], name=f"{fn}_{i}")
+            node = helper.make_node("Gemm", [inp(x, [d0, d1]), inp(f"w{i}", [d1, d2])], [y], name=f"{fn}_{i}")
         else:
             continue
         nodes.append(node)
@@ -88,14 +99,29 @@ def replica(calls: list[list[int]]) -> onnx.ModelProto:
 
 
 def networks() -> dict[str, list]:
+    """SCI's own networks (the CrypTFlow2 paper's)."""
     return json.loads(NETWORKS.read_text())["networks"]
 
 
+def opencheetah_networks() -> dict[str, list]:
+    """OpenCheetah's hand-edited copies (the Cheetah paper's)."""
+    return json.loads(OPENCHEETAH_NETWORKS.read_text())["networks"]
+
+
+def scale(name: str) -> int:
+    """The network's fixed-point scale: the sf of its ScaleDown4 / Relu4 calls (12 ResNet-50, 11 DenseNet-121,
+    9 SqueezeNet), all equal within a network."""
+    sfs = {c[5] for c in networks()[name] if c[0] == "Relu4"} | {c[5] for c in networks()[name] if c[0] == "ScaleDown4"}
+    assert len(sfs) == 1, sfs
+    return sfs.pop()
+
+
 def paper_params(name: str, linear: int) -> dict[str, int]:
-    """The CrypTFlow2 paper's setting: SCI's bitlength and scale 12, 4 threads, the 2020 linear-layer code
-    (MatMulUniform, matmul_mode 0), truncations explicit in the network (trunc_after_linear 0)."""
-    return {"ring_bits": BITLENGTH[name], "frac_bits": 12, "threads": 4, "matmul_mode": 0,
-            "trunc_after_linear": 0, "linear": linear}
+    """The CrypTFlow2 paper's setting: SCI's bitlength and the network's scale, 4 threads, the 2020
+    linear-layer code (MatMulUniform, matmul_mode 0), truncations as the network makes them (explicit
+    ScaleDowns, trunc_after_linear 0; every Relu4 truncates with doTruncation = 1: relu_trunc_known_msb 1)."""
+    return {"ring_bits": BITLENGTH[name], "frac_bits": scale(name), "threads": 4, "matmul_mode": 0,
+            "trunc_after_linear": 0, "relu_trunc_known_msb": 1, "linear": linear}
 
 
 def replica_cost(name: str, linear: int):
