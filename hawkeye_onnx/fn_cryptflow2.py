@@ -162,7 +162,8 @@ def mill_bytes(n: Value, bits: Value, radix: Value, kappa: Value = 128) -> Value
 def milleq_bytes(n: Value, bits: Value, radix: Value, kappa: Value = 128) -> Value:
     """MillionaireWithEquality::compare_with_eq: leaves by 1-out-of-16 KKOT (the top digit of r bits,
     r = bits % radix, by a 1-out-of-2^r KKOT or an IKNP OT), 2D-2 triples per comparison from
-    1-out-of-8 KKOTs (`_8KKOT`), (2D-2)*n/2 bytes of AND openings."""
+    1-out-of-8 KKOTs (`_8KKOT`); traverse_and_compute_ANDs sends each party's e and f twice
+    (`send_data(ei + offset, size_used)` twice, then fi twice): (2D-2)*n bytes of AND openings."""
     n_, b_, r_, k_ = _i64(n, bits, radix, kappa)
     small = np.where(b_ == 1, ot8_bytes(n_, 2, k_), kkot_bytes(n_, np.left_shift(1, np.clip(b_, 1, 8)), 2, k_))
     n8 = _cdiv(n_, 8) * 8
@@ -173,7 +174,7 @@ def milleq_bytes(n: Value, bits: Value, radix: Value, kappa: Value = 128) -> Val
                    np.where(rem == 1, ot8_bytes(n8, 2, k_), kkot_bytes(n8, np.left_shift(1, rem), 2, k_)))
     leaves = np.where(rem == 0, kkot_bytes(n8 * d, leaf_n, 2, k_), kkot_bytes(n8 * (d - 1), leaf_n, 2, k_) + top)
     t = 2 * d - 2
-    big = leaves + kkot_bytes(t * n8 // 2, 8, 2, k_) + t * n8 // 2
+    big = leaves + kkot_bytes(t * n8 // 2, 8, 2, k_) + t * n8
     out = np.where(n_ == 0, 0, np.where(b_ <= r_, small, big))
     return _ret(out, n, bits, radix)
 
