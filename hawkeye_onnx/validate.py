@@ -22,15 +22,17 @@ function with :func:`register_mode` and the CLI offers it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hawkeye_onnx.errors import HawkeyeError, ParamError
 from hawkeye_onnx.profile import profile
@@ -59,6 +61,7 @@ class Framework:
     title: str
     env_var: str  # interpreter override
     venv: str  # default venv folder name, looked up in the current dir and beside the project
+    package: str  # the framework's import name (used when it is installed in the current interpreter)
     extra: str  # pyproject extra that installs it into the current interpreter
     setup: str  # the command that creates the venv
     offline: str | None  # provider of the offline run, or None when the framework cannot measure it
@@ -77,10 +80,10 @@ class Framework:
 FRAMEWORKS: dict[str, Framework] = {
     f.backend: f
     for f in (
-        Framework("crypten", "CrypTen 0.4.1", "HAWKEYE_CRYPTEN_PYTHON", ".venv-crypten", "crypten",
+        Framework("crypten", "CrypTen 0.4.1", "HAWKEYE_CRYPTEN_PYTHON", ".venv-crypten", "crypten", "crypten",
                   "bash validation/setup_envs.sh crypten", "TTP",
                   "TTP provider run: the dealer's answers to party 0 (8 B per ring element, 3 rounds per request)"),
-        Framework("semi2k", "SecretFlow SPU 0.9.5 (SEMI2K)", "HAWKEYE_SPU_PYTHON", ".venv-spu", "spu",
+        Framework("semi2k", "SecretFlow SPU 0.9.5 (SEMI2K)", "HAWKEYE_SPU_PYTHON", ".venv-spu", "spu", "spu",
                   "bash validation/setup_envs.sh spu", None,
                   "not measurable: the spu 0.9.5 wheel ships no beaver dealer (TTP) server"),
     )
@@ -158,14 +161,20 @@ class Validation:
                 "check": self.check, "agrees": self.agrees()}
 
 
+class Case(NamedTuple):
+    """One model to validate and the shapes to bind its inputs to (None: its own, free dims set to 1)."""
+
+    model: Path
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None
+
+
 @dataclass(frozen=True)
 class Request:
-    """What to validate: models (the same settings for each), one backend, one party count."""
+    """What to validate: models, one backend, one party count (one framework start for all)."""
 
-    models: tuple[Path, ...]
+    cases: tuple[Case, ...]
     backend: str
     parties: int = 2
-    input_shapes: Mapping[str, tuple[int, ...]] | None = None
     batch: int | None = None
     python: str | None = None
     offline: bool = True
@@ -183,7 +192,8 @@ def register_mode(name: str, fn: ModeFn) -> None:
 
 def framework_python(backend: str, python: str | os.PathLike | None = None) -> Path:
     """The framework's interpreter: `python`, else $HAWKEYE_<FW>_PYTHON, else ``<venv>/bin/python`` in the
-    current directory or beside the project. Raises FrameworkMissing with the install command."""
+    current directory or beside the project, else this interpreter if the framework is installed in it.
+    Raises FrameworkMissing with the install command."""
     fw = _framework(backend)
     if python is None:
         python = os.environ.get(fw.env_var) or None
@@ -196,6 +206,8 @@ def framework_python(backend: str, python: str | os.PathLike | None = None) -> P
         cand = base / fw.venv / "bin" / "python"
         if cand.exists():
             return cand
+    if importlib.util.find_spec(fw.package) is not None:
+        return Path(sys.executable)
     raise FrameworkMissing(f"{fw.title} is not installed (no {fw.venv}/bin/python here or beside the project, "
                            f"${fw.env_var} unset); {_how(fw)}")
 
@@ -263,13 +275,10 @@ def _infer(req: Request) -> list[Validation]:
     """Inference: one forward pass on secret inputs and weights, 'parties' real party processes."""
     fw = _framework(req.backend)
     python = framework_python(req.backend, req.python)
-    statics = []
-    for model in req.models:
-        p = profile(model, backends=[req.backend], params={req.backend: {"parties": req.parties}},
-                    input_shapes=bind_free_dims(model, req.input_shapes, req.batch), batch=req.batch)
-        statics.append(p)
-    jobs = [fw.job(Path(p.model.path or m).resolve(), p.model.inputs, None) for p, m in zip(statics, req.models,
-                                                                                       strict=True)]
+    statics = [profile(c.model, backends=[req.backend], params={req.backend: {"parties": req.parties}},
+                       input_shapes=bind_free_dims(c.model, c.input_shapes, req.batch), batch=req.batch)
+               for c in req.cases]
+    jobs = [fw.job(c.model.resolve(), p.model.inputs, None) for p, c in zip(statics, req.cases, strict=True)]
     online = run_harness(req.backend, python, req.parties, jobs, req.timeout)
     offline: list[dict[str, Any] | None] = [None] * len(jobs)
     if req.offline and fw.offline:
@@ -317,18 +326,18 @@ def _check(rec: dict[str, Any]) -> str:
     return f"output vs onnx reference: max abs error {rec['max_abs_err']:.2g}" + ("" if ok else " (MISMATCH)")
 
 
-def validate(models: str | os.PathLike | Sequence[str | os.PathLike], backend: str, mode: str = "infer",
+def validate(models: str | os.PathLike | Sequence[str | os.PathLike | Case], backend: str, mode: str = "infer",
              parties: int = 2, input_shapes: Mapping[str, tuple[int, ...]] | None = None, batch: int | None = None,
              python: str | os.PathLike | None = None, offline: bool = True) -> list[Validation]:
-    """Validate one model or several (one framework start for all) on `backend`; the Python API of
-    ``hawkeye-onnx validate``. Raises FrameworkMissing (exit 6) when the framework is not installed."""
+    """Validate one model or several on `backend` (one framework start for all); the Python API of
+    ``hawkeye-onnx validate``. A :class:`Case` brings its own input shapes; `input_shapes` binds the others.
+    Raises FrameworkMissing (exit 6) when the framework is not installed."""
     if mode not in MODES:
         raise ParamError(f"--mode {mode!r}: available modes are {', '.join(sorted(MODES))}")
     if parties < 2:
         raise ParamError(f"--parties {parties}: need at least 2")
-    paths = (models,) if isinstance(models, str | os.PathLike) else tuple(models)
-    req = Request(models=tuple(Path(m) for m in paths), backend=_framework(backend).backend, parties=parties,
-                  input_shapes=input_shapes, batch=batch, python=None if python is None else str(python),
-                  offline=offline)
+    items = [models] if isinstance(models, str | os.PathLike) else list(models)
+    cases = tuple(m if isinstance(m, Case) else Case(Path(m), input_shapes) for m in items)
+    req = Request(cases=cases, backend=_framework(backend).backend, parties=parties, batch=batch,
+                  python=None if python is None else str(python), offline=offline)
     return MODES[mode](req)
-
