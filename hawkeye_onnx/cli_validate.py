@@ -77,6 +77,9 @@ def validate_command(
       hawkeye-onnx validate models/mlp.onnx --backend crypten
 
       hawkeye-onnx validate models/lenet5.onnx --backend semi2k --parties 3
+
+    Exit codes: 0 = agree (or both refuse the model), 1 = they differ, 2 = bad input, 6 = the framework is
+    not installed (bash validation/setup_envs.sh), 7 = the framework's harness crashed.
     """
     from hawkeye_onnx.cli import _run
     from hawkeye_onnx.errors import ParamError
