@@ -49,6 +49,10 @@ def render(v: Validation, tolerance: float, console: Console) -> None:
         if v.unsupported:
             console.print(f"  the static profile reports unsupported ops: {', '.join(v.unsupported)}", markup=False)
         console.print(f"  {v.check}", markup=False)
+    if v.online is None:
+        verdict = "agree: both refuse the model" if v.agrees(tolerance) else "DIFFER: the profile prices it"
+        console.print(f"  static and measured {verdict}", markup=False)
+        return
     verdict = "agree" if v.agrees(tolerance) else "DIFFER"
     console.print(f"  static and measured {verdict} (tolerance {_pct(tolerance)})", markup=False)
 
