@@ -198,9 +198,9 @@ def framework_python(backend: str, python: str | os.PathLike | None = None) -> P
     if python is None:
         python = os.environ.get(fw.env_var) or None
     if python is not None:
-        path = Path(python)
+        path = Path(python).absolute()  # not resolve(): a venv's python is a symlink that must stay one
         if not path.exists():
-            raise FrameworkMissing(f"{fw.title} interpreter {path} does not exist; {_how(fw)}")
+            raise FrameworkMissing(f"{fw.title} interpreter {python} does not exist; {_how(fw)}")
         return path
     for base in dict.fromkeys((Path.cwd(), PROJECT)):
         cand = base / fw.venv / "bin" / "python"

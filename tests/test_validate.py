@@ -58,6 +58,7 @@ def test_env_var_and_default_venv_are_found(tmp_path: Path, monkeypatch: pytest.
     venv_py.parent.mkdir(parents=True)
     venv_py.write_text("")
     assert V.framework_python("semi2k") == venv_py
+    assert V.framework_python("semi2k", ".venv-spu/bin/python") == venv_py  # relative: made absolute
     monkeypatch.setenv("HAWKEYE_SPU_PYTHON", sys.executable)
     assert V.framework_python("semi2k") == Path(sys.executable)
 
