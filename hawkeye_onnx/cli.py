@@ -31,6 +31,8 @@ EXIT_CODES = {
     3: "--strict and some operator is unsupported on a selected backend",
     4: "a rule file is broken (message gives file:line)",
     5: "a tensor has no static shape: bind inputs with --input-shape / --batch",
+    6: "validate: the framework (CrypTen / SPU) is not installed; the message says how to install it",
+    7: "validate: the framework's harness crashed",
 }
 
 app = typer.Typer(
@@ -186,6 +188,10 @@ from hawkeye_onnx.compare import compare as _compare  # noqa: E402
 cli_zoo.register(app)
 cli_ops.register(app)
 app.command("compare")(_compare)
+
+from hawkeye_onnx.cli_validate import validate_command  # noqa: E402  (needs _run above)
+
+app.command("validate")(validate_command)
 
 
 def main() -> None:  # pragma: no cover - console entry
