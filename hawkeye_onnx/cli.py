@@ -102,6 +102,12 @@ def report(
     strict: Annotated[bool, typer.Option(help="Exit with code 3 if any operator is unsupported.")] = False,
     public_weights: Annotated[bool, typer.Option(help="Treat weights (float initializers) as public.")] = False,
     top: Annotated[int, typer.Option(help="Rows in the module and operator tables.")] = 15,
+    mode: Annotated[str, typer.Option(help="inference, or train: one training step in phases forward, loss, "
+                                      "backward, update.")] = "inference",
+    optimizer: Annotated[str, typer.Option(help="--mode train: sgd, momentum, adam, or several to compare "
+                                           "(sgd,adam).")] = "sgd",
+    loss: Annotated[str, typer.Option(help="--mode train: cross-entropy or mse (label secret).")] = "cross-entropy",
+    lr: Annotated[float, typer.Option(help="--mode train: learning rate (public).")] = 0.01,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
 ) -> None:
     """Profile MODEL's communication under each backend (default: a table per backend, top modules and operators).
@@ -119,9 +125,19 @@ def report(
         if depth is not None and depth < 0:
             raise ParamError("--depth must be >= 0")
         shapes = dict(parse_shape(s) for s in (input_shape or []))
-        result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
-                         input_shapes=shapes, batch=batch, public_weights=public_weights,
-                         depth=depth if fmt == "json" else None)
+        if mode not in ("inference", "train"):
+            raise ParamError(f"--mode {mode!r}: choose inference or train")
+        if mode == "train":
+            from hawkeye_onnx.cli_train import train_options
+            from hawkeye_onnx.training import profile_train
+
+            result = profile_train(model, train_options(optimizer, loss, lr), backends=_parse_backends(backend),
+                                   params=_parse_params(param or []), input_shapes=shapes, batch=batch,
+                                   depth=depth if fmt == "json" else None)
+        else:
+            result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
+                             input_shapes=shapes, batch=batch, public_weights=public_weights,
+                             depth=depth if fmt == "json" else None)
         if fmt == "json":
             text = result.to_json()
         elif fmt == "md":
@@ -134,11 +150,15 @@ def report(
             else:
                 sys.stdout.write(text)
         else:
+            from hawkeye_onnx.cli_train import render_phases
+
             if output:
                 with output.open("w", encoding="utf-8") as fh:
                     render_table(result, Console(file=fh, width=160), depth=depth or 1, top=top)
+                    render_phases(result, Console(file=fh, width=160))
             else:
                 render_table(result, Console(), depth=depth or 1, top=top)
+                render_phases(result, Console())
         if strict and result.has_unsupported:
             ops = sorted({u.op_type for b in result.backends.values() for u in b.unsupported})
             raise UnsupportedError(f"unsupported operators with --strict: {', '.join(ops)}")
@@ -170,6 +190,15 @@ def backends(
             console.print(f"  rule file: {b.path}\n", markup=False)
 
     _run(debug, go)
+
+
+def _register_expand() -> None:
+    from hawkeye_onnx.cli_train import expand_command
+
+    app.command("expand")(expand_command)
+
+
+_register_expand()
 
 
 def main() -> None:  # pragma: no cover - console entry

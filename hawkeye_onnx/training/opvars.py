@@ -1,0 +1,37 @@
+"""Shape variables of the `ai.hawkeye` training ops, registered in the core opvars registry.
+
+Imported by the package root so that rule files can use them when they load.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hawkeye_onnx.ir import Graph, Node
+from hawkeye_onnx.opvars import REGISTRY, _shape, register
+
+DOMAIN = "ai.hawkeye"
+
+
+@register((f"{DOMAIN}::SoftmaxCrossEntropy", f"{DOMAIN}::SoftmaxCrossEntropyGrad"), ["rows", "c", "batch"])
+def _cross_entropy(node: Node, graph: Graph) -> list[int]:
+    """Logits (input 0 of the loss, input 1 of its gradient): softmax over the last axis."""
+    logits = node.inputs[0] if node.op_type == "SoftmaxCrossEntropy" else node.inputs[1]
+    x = _shape(graph, logits, node)
+    c = x[-1] if x else 1
+    return [math.prod(x) // max(c, 1), c, x[0] if x else 1]
+
+
+@register(f"{DOMAIN}::MaxPoolGrad", ["k"])
+def _maxpool_grad(node: Node, graph: Graph) -> list[int]:
+    return [math.prod(node.attrs.get("kernel_shape", (1,)))]
+
+
+def _alias_backward() -> None:
+    """`backward::<Op>` rules (an op inside a framework's autograd) see the variables of `<Op>`."""
+    for key, spec in list(REGISTRY.items()):
+        if not key.startswith("backward::"):
+            REGISTRY[f"backward::{key}"] = spec
+
+
+_alias_backward()
