@@ -141,7 +141,9 @@ def report(
         if fmt == "json":
             text = result.to_json()
         elif fmt == "md":
-            text = render_markdown(result, depth=depth or 1, top=top)
+            from hawkeye_onnx.cli_train import phases_markdown
+
+            text = render_markdown(result, depth=depth or 1, top=top) + phases_markdown(result)
         else:
             text = None
         if text is not None:

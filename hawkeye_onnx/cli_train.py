@@ -65,23 +65,45 @@ def expand_command(
     _run(debug, go)
 
 
+_COLUMNS = ("forward", "loss", "backward", "update")
+
+
+def _phase_rows(training: dict) -> list[list[str]]:
+    from hawkeye_onnx.render import human_bytes
+
+    rows = []
+    for run in training["runs"]:
+        for name, rep in run["backends"].items():
+            cells = [rep["phases"][ph]["online"] for ph in _COLUMNS] + [rep["total"]["online"]]
+            rows.append([run["optimizer"], name, *(f"{human_bytes(c['bytes'])} / {c['rounds']}" for c in cells)])
+    return rows
+
+
 def render_phases(result: object, console: object) -> None:
-    """Terminal table of the training phases per backend, and of every optimizer run when several."""
+    """Terminal table of the training phases per backend, one row per optimizer run (`--optimizer sgd,adam`)."""
     from rich.table import Table
 
     training = getattr(result, "training", None)
     if not training:
         return
-    t = Table(title=f"One training step: loss {training['loss']}, lr {training['lr']} (online bytes / rounds)",
+    t = Table(title=f"Training step phases: loss {training['loss']}, lr {training['lr']} (online bytes / rounds)",
               title_justify="left")
     t.add_column("optimizer")
     t.add_column("backend")
-    for ph in ("forward", "loss", "backward", "update", "total"):
+    for ph in (*_COLUMNS, "total"):
         t.add_column(ph, justify="right")
-    for run in training["runs"]:
-        for name, rep in run["backends"].items():
-            cells = [f"{rep['phases'][ph]['online']['bytes']:,} / {rep['phases'][ph]['online']['rounds']}"
-                     for ph in ("forward", "loss", "backward", "update")]
-            tot = rep["total"]["online"]
-            t.add_row(run["optimizer"], name, *cells, f"{tot['bytes']:,} / {tot['rounds']}")
+    for row in _phase_rows(training):
+        t.add_row(*row)
     console.print(t)  # type: ignore[attr-defined]
+
+
+def phases_markdown(result: object) -> str:
+    """The same table in Markdown (appended to `--format md` in train mode)."""
+    training = getattr(result, "training", None)
+    if not training:
+        return ""
+    head = ["optimizer", "backend", *_COLUMNS, "total"]
+    lines = [f"\n## Training step phases (loss {training['loss']}, lr {training['lr']}; online bytes / rounds)\n",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in _phase_rows(training)]
+    return "\n".join(lines) + "\n"
