@@ -146,10 +146,14 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
         pow_node = next(n for n in loss_nodes if n.op_type == "Pow")
         scale = b.const(f"{pow_node.name}_Grad", 2.0 / max(1, int(np.prod(out_shape))))
         grads = {pow_node.input[0]: [b.op(f"{pow_node.name}_Grad", "Mul", [pow_node.input[0], scale], out_shape)]}
+    detached: list[list[str]] = []  # [op, node] where the framework's autograd stops
     for n in reversed(forward + loss_nodes):
         if not any(o in grads for o in n.output):
             continue
         key = _key(n)
+        if key in style.detached:
+            detached.append([key, n.name or n.output[0]])
+            continue
         rule = REGISTRY.get(key)
         diff = rule.diff if rule else tuple(range(len(n.input)))
         needs = [i in diff and bool(x) and x in rg for i, x in enumerate(n.input)]
@@ -208,7 +212,7 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     phases = {"forward": (0, nf), "loss": (nf, nf + n_loss), "backward": (nf + n_loss, nf + n_back),
               "update": (nf + n_back, nf + len(b.nodes))}
     meta = {"loss": opts.loss, "optimizer": opts.optimizer, "lr": opts.lr, "style": opts.style,
-            "phases": phases, "parameters": trained}
+            "phases": phases, "parameters": trained, "detached": detached}
     helper.set_model_props(out, {"hawkeye.training": json.dumps(meta)})
     return out, phases
 

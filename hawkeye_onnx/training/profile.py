@@ -12,6 +12,7 @@ else by the op's own rule. Phases are the node ranges the expander reports.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,13 +25,16 @@ from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, build_graph
 from hawkeye_onnx.load import load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
-from hawkeye_onnx.result import ModelInfo, Profile, Totals
+from hawkeye_onnx.result import ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
 
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
 BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
 BACKWARD = "backward"
+DETACHED_REASON = ("the framework's module cuts the autograd graph here (crypten/nn/module.py GlobalAveragePool "
+                   "uses input.shallow_copy()): no layer before it gets a gradient, so it is not trained; "
+                   "the step is priced as the framework runs it")
 
 
 def _backward_context(graph: Graph, backend: Backend, span: tuple[int, int]) -> Graph:
@@ -89,7 +93,13 @@ def profile_train(
             priced_graph = _backward_context(graph, b, phases["backward"])
             cost = price(priced_graph, b)
             rep = build_report(priced_graph, cost, ModuleIndex(priced_graph), depth)
-            reports[b.name] = dataclasses.replace(rep, phases=_phase_totals(cost.node_cost, phases))
+            rep = dataclasses.replace(rep, phases=_phase_totals(cost.node_cost, phases))
+            meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
+            for op in sorted({op for op, _ in meta["detached"]}):
+                cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
+                                    tuple(name for o, name in meta["detached"] if o == op))
+                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, cut))
+            reports[b.name] = rep
         results.append((opts, reports))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
     base = build_graph(loaded.model)

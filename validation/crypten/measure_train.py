@@ -29,10 +29,12 @@ from typing import Any
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# measure.py installs the torch.onnx stub crypten needs: import it before crypten
+from measure import _BytesIO, _stats, parse_input, prepare  # noqa: I001
+
 import crypten
 import crypten.communicator as comm
 import torch
-from measure import _BytesIO, _stats, parse_input, prepare
 
 PHASES = ("forward", "loss", "backward", "update")
 
