@@ -230,3 +230,25 @@ def test_cli_expand_writes_a_valid_model(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "hawkeye_onnx", "expand", str(MODELS / "mlp.onnx"), "-o", str(out),
                           "--loss", "hinge"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.startswith("hawkeye-onnx: error: --loss 'hinge'")
+
+
+ORT = json.loads((ROOT / "validation" / "measured" / "training" / "ort_grads.json").read_text())["models"]
+
+
+@pytest.mark.parametrize("name", sorted(ORT), ids=lambda n: n.removesuffix(".onnx"))
+def test_backward_matches_onnxruntime_training(name: str) -> None:
+    """onnxruntime-training 1.19.2 generate_artifacts (validation/ort_training.py): the same forward nodes get
+    a `<name>_Grad/` scope, and each Gemm the same number of Gemm gradient nodes (no dX for the data input)."""
+    train, _ = expand(load(MODELS / name, batch=1).model, TrainOptions())
+    ours: dict[str, list[str]] = {}
+    for n in train.graph.node:
+        if "_Grad/" in n.name and not n.name.startswith("/loss/"):
+            ours.setdefault(n.name.split("_Grad/")[0], []).append(n.op_type)
+    theirs: dict[str, list[str]] = {}
+    for node_name, op, _domain in ORT[name]:
+        if not node_name.startswith("onnx::"):  # ORT's loss node has no scope
+            theirs.setdefault(node_name.split("_Grad/")[0], []).append(op)
+    assert set(ours) == set(theirs)
+    for fwd, ops in theirs.items():
+        if fwd.endswith("/Gemm"):
+            assert ops.count("Gemm") == ours[fwd].count("Gemm"), fwd
