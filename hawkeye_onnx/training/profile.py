@@ -32,6 +32,9 @@ from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
 BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
 BACKWARD = "backward"
+INFERENCE_ONLY = ("{title} is an inference-only framework (no backward or optimizer protocol): the loss, backward "
+                  "and update nodes it has a rule for are priced with its inference protocols (weights secret), "
+                  "the others are listed here; read its training cost as a lower bound from its primitives")
 DETACHED_REASON = ("the framework's module cuts the autograd graph here (crypten/nn/module.py GlobalAveragePool "
                    "uses input.shallow_copy()): no layer before it gets a gradient, so it is not trained; "
                    "the step is priced as the framework runs it")
@@ -99,6 +102,9 @@ def profile_train(
                 cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
                                     tuple(name for o, name in meta["detached"] if o == op))
                 rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, cut))
+            if b.name not in BACKEND_STYLE:
+                note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
+                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, note))
             reports[b.name] = rep
         results.append((opts, reports))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")

@@ -3,7 +3,8 @@
 One step = forward (``crypten.nn.from_onnx`` model in training mode), loss (``crypten.nn.CrossEntropyLoss``
 against a secret one-hot label, or ``crypten.nn.MSELoss`` against a secret target), backward
 (``loss.backward()``, CrypTen's own autograd, crypten/gradients.py), update (``crypten.optim.SGD`` with a
-public lr, optional momentum; CrypTen ships no Adam). The counters are read between phases; sharing the
+public lr, optional momentum; CrypTen ships no Adam: ``--adam`` runs one written with MPCTensor ops).
+The counters are read between phases; sharing the
 inputs, label and weights is excluded. Same conventions as ``measure.py`` (bytes = logged bytes summed
 over parties / 2, rounds = one party's counter). With ``--trace`` every logged communication of party 0
 is listed with the CrypTen function that made it (what the rules are checked against).
@@ -55,6 +56,21 @@ def _tracer(events: list[tuple[str, int, str]]) -> None:
     c._log_communication = logged
 
 
+def _adam_step(params: list, state: list, lr: float, b1: float = 0.9, b2: float = 0.999,
+               eps: float = 1e-8) -> list:
+    """Adam written with MPCTensor ops (CrypTen ships none), op for op as hawkeye-onnx's training graph:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g*g; p -= lr * (m / (1-b1)) / (sqrt(v / (1-b2)) + eps)."""
+    out = []
+    for p, (m, v) in zip(params, state, strict=True):
+        g = p.grad
+        m = m.mul(b1).add(g.mul(1 - b1))
+        v = v.mul(b2).add(g.mul(g).mul(1 - b2))
+        denom = v.mul(1 / (1 - b2)).sqrt().add(eps)
+        p.sub_(m.mul(1 / (1 - b1)).div(denom).mul(lr))
+        out.append((m, v))
+    return out
+
+
 def _party(rank: int, world: int, rendezvous: str, model_bytes: bytes, plain: dict[str, torch.Tensor],
            opts: dict[str, Any], queue: Any) -> None:
     os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "RENDEZVOUS": rendezvous,
@@ -75,6 +91,8 @@ def _party(rank: int, world: int, rendezvous: str, model_bytes: bytes, plain: di
         target = crypten.cryptensor(opts["target"], src=1)
         loss_fn = crypten.nn.MSELoss() if opts["loss"] == "mse" else crypten.nn.CrossEntropyLoss()
         optim = crypten.optim.SGD(model.parameters(), lr=opts["lr"], momentum=opts["momentum"])
+        params = list(model.parameters())
+        adam_state = [(p.new(torch.zeros(p.size())), p.new(torch.zeros(p.size()))) for p in params]
         steps = []
         for _step in range(opts["steps"]):
             optim.zero_grad()
@@ -100,7 +118,11 @@ def _party(rank: int, world: int, rendezvous: str, model_bytes: bytes, plain: di
             loss.backward()
             last = mark("backward", last)
             comm.get()._phase = "update"
-            optim.step()
+            if opts["adam"]:
+                with crypten.no_grad():
+                    adam_state = _adam_step(params, adam_state, opts["lr"])
+            else:
+                optim.step()
             last = mark("update", last)
             steps.append({"phases": phases, "seconds": time.perf_counter() - t0})
         queue.put((rank, {"steps": steps, "events": events}))
@@ -114,7 +136,7 @@ def _party(rank: int, world: int, rendezvous: str, model_bytes: bytes, plain: di
 
 def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes: int, loss: str = "cross_entropy",
                   lr: float = 0.01, momentum: float = 0.0, steps: int = 1, trace: bool = False,
-                  timeout: float = 900.0) -> dict[str, Any]:
+                  timeout: float = 900.0, adam: bool = False) -> dict[str, Any]:
     """Run `steps` training steps with 2 parties; return per-step phases (and party 0's trace)."""
     gen = torch.Generator().manual_seed(0)
     plain = {n: torch.rand(s, generator=gen) + 0.5 for n, s in shapes.items()}
@@ -123,7 +145,8 @@ def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes:
         target = torch.rand(batch, classes, generator=gen)
     else:
         target = torch.nn.functional.one_hot(torch.arange(batch) % classes, classes).float()
-    opts = {"loss": loss, "lr": lr, "momentum": momentum, "steps": steps, "trace": trace, "target": target}
+    opts = {"loss": loss, "lr": lr, "momentum": momentum, "steps": steps, "trace": trace, "target": target,
+            "adam": adam}
     model_bytes = prepare(onnx.load(str(model_path)))
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
@@ -177,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--adam", action="store_true", help="update with Adam written in MPCTensor ops (_adam_step)")
     args = ap.parse_args(argv)
     res = measure_train(args.model, dict(args.input), args.classes, args.loss, args.lr, args.momentum,
-                        args.steps, args.trace)
+                        args.steps, args.trace, adam=args.adam)
     print(json.dumps(res, indent=1))
     return 1 if "error" in res else 0
 
