@@ -57,7 +57,7 @@ def _measured(name: str) -> list[dict]:
 MEASURED = _measured("crypten.json") + _measured("semi2k.json")
 
 
-@pytest.mark.parametrize("case", MEASURED, ids=[f"{c['framework']}-{c['inputs']['input'][0]}-{c['loss']}-"
+@pytest.mark.parametrize("case", MEASURED, ids=[f"{c['framework']}-{c['model'][7:-5]}-p{c['parties']}-{c['inputs']['input'][0]}-{c['loss']}-"
                                                f"{c['optimizer']}" for c in MEASURED])
 def test_training_measured(case: dict) -> None:
     """Our own runs of the real frameworks (validation/*/measure_train.py): CrypTen exact; SPU exact except

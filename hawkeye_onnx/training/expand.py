@@ -260,4 +260,4 @@ def missing_shapes(model: onnx.ModelProto) -> list[str]:
     return sorted(n for n in names if n not in known)
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "missing_shapes", "np"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "missing_shapes"]

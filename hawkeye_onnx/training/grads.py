@@ -142,6 +142,11 @@ def _gemm(c: GradCtx, dys: Grads) -> Grads:
     alpha, beta = float(c.attrs.get("alpha", 1.0)), float(c.attrs.get("beta", 1.0))
     ta, tb = int(c.attrs.get("transA", 0)), int(c.attrs.get("transB", 0))
     out: Grads = [None, None, None]
+    if c.style.gemm_scalar_grads:
+        # crypten: grad of a.matmul(b).mul(alpha) w.r.t. the product is dY.mul(alpha), a public product even
+        # for alpha = 1 (a truncation for > 2 parties); the two matmul gradients then use it with alpha 1
+        dy = c.op("Mul", [dy, c.const(alpha)], _out_shape(c))
+        alpha = 1.0
     if c.need(0):
         if not ta:
             out[0] = c.op("Gemm", [dy, b], c.shape(a), alpha=alpha, transB=1 - tb)
@@ -153,13 +158,14 @@ def _gemm(c: GradCtx, dys: Grads) -> Grads:
         else:
             out[1] = c.op("Gemm", [dy, a], c.shape(b), alpha=alpha, transA=1, transB=ta)
     if c.style.gemm_scalar_grads:  # d/d alpha = sum(dY * AB): crypten multiplies dY by the product
-        c.op("ReduceSum", [c.op("Mul", [dy, c.node.output[0]], _out_shape(c))], (), keepdims=0)
+        c.op("ReduceSum", [c.op("Mul", [dys[0], c.node.output[0]], _out_shape(c))], (), keepdims=0)
     if has_c and c.need(2):
         cin = c.node.input[2]
-        db = c.unbroadcast(dy, cin)
+        db = c.unbroadcast(dys[0], cin)
         if c.style.gemm_scalar_grads:  # d/d beta = sum(dC * C)
             c.op("ReduceSum", [c.op("Mul", [db, cin], c.shape(cin))], (), keepdims=0)
-        out[2] = db if beta == 1.0 else c.op("Mul", [db, c.const(beta)], c.shape(cin))
+        scaled = beta != 1.0 or c.style.gemm_scalar_grads  # crypten: c.mul(beta) backward is a public product
+        out[2] = c.op("Mul", [db, c.const(beta)], c.shape(cin)) if scaled else db
     return out
 
 

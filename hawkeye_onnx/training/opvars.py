@@ -28,10 +28,12 @@ def _maxpool_grad(node: Node, graph: Graph) -> list[int]:
 
 
 def _alias_backward() -> None:
-    """`backward::<Op>` rules (an op inside a framework's autograd) see the variables of `<Op>`."""
+    """`backward::<Op>` / `train::<Op>` rules (an op inside a framework's autograd, a forward op in training
+    mode) see the variables of `<Op>`."""
     for key, spec in list(REGISTRY.items()):
-        if not key.startswith("backward::"):
+        if "::" not in key or key.startswith(DOMAIN):
             REGISTRY[f"backward::{key}"] = spec
+            REGISTRY[f"train::{key}"] = spec
 
 
 _alias_backward()

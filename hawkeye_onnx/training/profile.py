@@ -6,7 +6,8 @@ backend's rules and aggregated into the module tree (backward nodes land in thei
 module). A backward node is priced by the rule `backward::<Op>` when the backend has one (the same
 op costs differently inside a framework's autograd than in an ONNX model it loads, e.g. a ReduceSum
 with an axes input, or ConvTranspose, which crypten.nn.from_onnx cannot load but its autograd runs),
-else by the op's own rule. Phases are the node ranges the expander reports.
+else by the op's own rule; likewise `train::<Op>` for a forward op that runs differently in training
+mode (BatchNormalization with batch statistics). Phases are the node ranges the expander reports.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import onnx
 
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
-from hawkeye_onnx.ir import Graph, build_graph
+from hawkeye_onnx.ir import Graph, Node, build_graph
 from hawkeye_onnx.load import load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import ModelInfo, Profile, Totals, UnsupportedOp
@@ -32,6 +33,7 @@ from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
 BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
 BACKWARD = "backward"
+TRAIN = "train"
 INFERENCE_ONLY = ("{title} is an inference-only framework (no backward or optimizer protocol): the loss, backward "
                   "and update nodes it has a rule for are priced with its inference protocols (weights secret), "
                   "the others are listed here; read its training cost as a lower bound from its primitives")
@@ -40,18 +42,23 @@ DETACHED_REASON = ("the framework's module cuts the autograd graph here (crypten
                    "the step is priced as the framework runs it")
 
 
-def _backward_context(graph: Graph, backend: Backend, span: tuple[int, int]) -> Graph:
-    """Backward nodes whose op has a `backward::<op>` rule in `backend` get that domain (IR only)."""
+def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str,
+             only: Callable[[Node], bool] | None = None) -> Graph:
+    """Nodes in `span` whose op has a `<context>::<op>` rule in `backend` get that domain (IR only)."""
     nodes = list(graph.nodes)
     changed = False
     for i in range(*span):
         n = nodes[i]
         key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
-        if f"{BACKWARD}::{key}" in backend.ops:
-            domain = BACKWARD if n.domain in ("", "ai.onnx") else f"{BACKWARD}::{n.domain}"
+        if f"{context}::{key}" in backend.ops and (only is None or only(n)):
+            domain = context if n.domain in ("", "ai.onnx") else f"{context}::{n.domain}"
             nodes[i] = dataclasses.replace(n, domain=domain)
             changed = True
     return dataclasses.replace(graph, nodes=tuple(nodes)) if changed else graph
+
+
+def _training_mode(node: Node) -> bool:
+    return bool(node.attrs.get("training_mode", 0))
 
 
 def _phase_totals(node_cost: np.ndarray, phases: Mapping[str, tuple[int, int]]) -> dict[str, Totals]:
@@ -83,7 +90,6 @@ def profile_train(
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: dict(p) for b, p in (params or {}).items()})
     results = []
-    graph0 = None
     for opts in runs:
         reports = {}
         for b in selected:
@@ -92,8 +98,9 @@ def profile_train(
             inferred = load(train).model
             graph = build_graph(inferred)
             graph.extra["shape_hint"] = loaded.shape_hint
-            graph0 = graph0 or graph
-            priced_graph = _backward_context(graph, b, phases["backward"])
+            priced_graph = _context(graph, b, phases["backward"], BACKWARD)
+            # a forward op that runs differently while training (BatchNormalization on batch statistics)
+            priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
             cost = price(priced_graph, b)
             rep = build_report(priced_graph, cost, ModuleIndex(priced_graph), depth)
             rep = dataclasses.replace(rep, phases=_phase_totals(cost.node_cost, phases))

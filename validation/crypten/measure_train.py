@@ -136,8 +136,8 @@ def _party(rank: int, world: int, rendezvous: str, model_bytes: bytes, plain: di
 
 def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes: int, loss: str = "cross_entropy",
                   lr: float = 0.01, momentum: float = 0.0, steps: int = 1, trace: bool = False,
-                  timeout: float = 900.0, adam: bool = False) -> dict[str, Any]:
-    """Run `steps` training steps with 2 parties; return per-step phases (and party 0's trace)."""
+                  timeout: float = 900.0, adam: bool = False, parties: int = 2) -> dict[str, Any]:
+    """Run `steps` training steps with `parties` parties; return per-step phases (and party 0's trace)."""
     gen = torch.Generator().manual_seed(0)
     plain = {n: torch.rand(s, generator=gen) + 0.5 for n, s in shapes.items()}
     batch = next(iter(shapes.values()))[0]
@@ -152,12 +152,13 @@ def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes:
     queue = ctx.Queue()
     rdv_dir = tempfile.mkdtemp(prefix="crypten-rdv-")
     rdv = "file://" + os.path.join(rdv_dir, "rendezvous")
-    procs = [ctx.Process(target=_party, args=(r, 2, rdv, model_bytes, plain, opts, queue)) for r in range(2)]
+    procs = [ctx.Process(target=_party, args=(r, parties, rdv, model_bytes, plain, opts, queue))
+             for r in range(parties)]
     for p in procs:
         p.start()
     results: dict[int, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
-    while len(results) < 2 and time.monotonic() < deadline:
+    while len(results) < parties and time.monotonic() < deadline:
         try:
             rank, res = queue.get(timeout=1.0)
             results[rank] = res
@@ -173,13 +174,13 @@ def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes:
             p.join()
     shutil.rmtree(rdv_dir, ignore_errors=True)
     errors = [r["error"] for r in results.values() if "error" in r]
-    if errors or len(results) < 2:
+    if errors or len(results) < parties:
         return {"error": errors[0] if errors else "timed out"}
     out_steps = []
     for s in range(steps):
         phases = {}
         for ph in PHASES:
-            per = [results[r]["steps"][s]["phases"][ph] for r in range(2)]
+            per = [results[r]["steps"][s]["phases"][ph] for r in range(parties)]
             phases[ph] = {"bytes": sum(p["bytes"] for p in per) // 2, "rounds": max(p["rounds"] for p in per)}
         out_steps.append({"phases": phases,
                           "bytes": sum(p["bytes"] for p in phases.values()),
@@ -200,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--parties", type=int, default=2)
     ap.add_argument("--adam", action="store_true", help="update with Adam written in MPCTensor ops (_adam_step)")
     args = ap.parse_args(argv)
     res = measure_train(args.model, dict(args.input), args.classes, args.loss, args.lr, args.momentum,
-                        args.steps, args.trace, adam=args.adam)
+                        args.steps, args.trace, adam=args.adam, parties=args.parties)
     print(json.dumps(res, indent=1))
     return 1 if "error" in res else 0
 
