@@ -57,8 +57,12 @@ def _measured(name: str) -> list[dict]:
 MEASURED = _measured("crypten.json") + _measured("semi2k.json")
 
 
-@pytest.mark.parametrize("case", MEASURED, ids=[f"{c['framework']}-{c['model'][7:-5]}-p{c['parties']}-{c['inputs']['input'][0]}-{c['loss']}-"
-                                               f"{c['optimizer']}" for c in MEASURED])
+def _case_id(c: dict) -> str:
+    batch = c["inputs"]["input"][0]
+    return f"{c['framework']}-{c['model'][7:-5]}-p{c['parties']}-b{batch}-{c['loss']}-{c['optimizer']}"
+
+
+@pytest.mark.parametrize("case", MEASURED, ids=[_case_id(c) for c in MEASURED])
 def test_training_measured(case: dict) -> None:
     """Our own runs of the real frameworks (validation/*/measure_train.py): CrypTen exact; SPU exact except
     Adam's update (XLA folds one public product per element: within 1% bytes, 5% rounds)."""
@@ -187,6 +191,14 @@ def test_crypten_global_average_pool_cuts_the_gradient() -> None:
     assert p.backends["semi2k"].unsupported == ()
     spu, cr = (p.backends[b].phases["backward"].online.rounds for b in ("semi2k", "crypten"))
     assert spu > 5 * cr
+
+
+def test_crypten_cannot_train_an_inference_batchnorm() -> None:
+    """Measured: crypten.nn BatchNormalization returns a tuple in training mode (resnet_cifar_bn fails)."""
+    p = profile_train(MODELS / "resnet_cifar_bn.onnx", TrainOptions(), backends=["crypten"],
+                      input_shapes={"input": (2, 3, 32, 32)})
+    ops = {u.op_type: u for u in p.backends["crypten"].unsupported}
+    assert "train::BatchNormalization" in ops and len(ops["train::BatchNormalization"].nodes) == 6
 
 
 def test_op_without_gradient_rule_is_named() -> None:
