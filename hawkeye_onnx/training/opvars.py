@@ -22,9 +22,16 @@ def _cross_entropy(node: Node, graph: Graph) -> list[int]:
     return [math.prod(x) // max(c, 1), c, x[0] if x else 1]
 
 
-@register(f"{DOMAIN}::MaxPoolGrad", ["k"])
+@register(f"{DOMAIN}::MaxPoolGrad", ["k", "tiles"])
 def _maxpool_grad(node: Node, graph: Graph) -> list[int]:
-    return [math.prod(node.attrs.get("kernel_shape", (1,)))]
+    """`tiles`: the windows cover the padded input exactly ((size + pads - k) % stride == 0 on every axis)."""
+    kernel = list(node.attrs.get("kernel_shape", (1,)))
+    x = _shape(graph, node.inputs[1], node)
+    nsp = len(kernel)
+    strides = list(node.attrs.get("strides", (1,) * nsp))
+    pads = list(node.attrs.get("pads", (0,) * 2 * nsp))
+    tiles = all((x[2 + i] + pads[i] + pads[nsp + i] - kernel[i]) % strides[i] == 0 for i in range(nsp))
+    return [math.prod(kernel), int(tiles)]
 
 
 def _alias_backward() -> None:
