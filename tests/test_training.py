@@ -205,7 +205,8 @@ def test_spu_max_pool_gradient_needs_tiling_windows() -> None:
     """Measured: SPU's select_and_scatter rejects cnn_avgpool's 3x3/2 pad-1 pool on 8x8; LeNet's 2x2/2 runs."""
     bad = profile_train(MODELS / "cnn_avgpool.onnx", TrainOptions(loss="mse"), backends=["semi2k"],
                         input_shapes={"input": (2, 3, 16, 16)}).backends["semi2k"].unsupported
-    assert [u.nodes for u in bad] == [("/maxpool/MaxPool_Grad/MaxPoolGrad_0",)] and "select_and_scatter" in bad[0].reason
+    assert [u.nodes for u in bad] == [("/maxpool/MaxPool_Grad/MaxPoolGrad_0",)]
+    assert "select_and_scatter" in bad[0].reason
     ok = profile_train(MODELS / "lenet5.onnx", TrainOptions(), backends=["semi2k"], batch=1)
     assert ok.backends["semi2k"].unsupported == ()
 
