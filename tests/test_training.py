@@ -80,7 +80,8 @@ def test_training_measured(case: dict) -> None:
 def test_every_model_expands_to_a_valid_graph(path) -> None:
     """check_model(full_check=True) passes and shape inference gives every tensor a static shape."""
     loaded = load(path, batch=2)
-    for opts in (TrainOptions(), TrainOptions(loss="mse", optimizer="adam", style="crypten")):
+    for opts in (TrainOptions(), TrainOptions(loss="mse", optimizer="adam", style="crypten"),
+                 TrainOptions(optimizer="momentum", style="jax")):
         train, phases = expand(loaded.model, opts)
         inferred = check(train)
         assert missing_shapes(inferred) == []

@@ -37,11 +37,14 @@ class Autodiff:
     rsqrt_below: float = 0.0
     # ops whose framework module cuts the autograd graph: no gradient flows to what comes before them
     detached: tuple[str, ...] = ()
+    # JAX sizes a conv's weight-gradient window to the kernel (trimming padding, even the input); CrypTen
+    # computes the whole correlation and narrows it afterwards (crypten/gradients.py AutogradConv2D)
+    trim_weight_grad: bool = False
 
 
 STYLES = {
     "onnx": Autodiff("onnx"),
-    "jax": Autodiff("jax", rsqrt_below=2.0**-18),
+    "jax": Autodiff("jax", rsqrt_below=2.0**-18, trim_weight_grad=True),
     # crypten/nn/module.py GlobalAveragePool.forward starts from input.shallow_copy(), a new tensor without
     # grad_fn: CrypTen trains nothing before it (measured: resnet_cifar's backward stops at the pooling)
     "crypten": Autodiff("crypten", data_input_grads=True, gemm_scalar_grads=True, secret_seed=True,
@@ -227,15 +230,29 @@ def _conv(c: GradCtx, dys: Grads) -> Grads:
         # spatial size of the weight-grad conv: (H + pads - s (Ho - 1) - 1) // d + 1 >= kernel (crop below)
         kout = [(pads[i] + sx[2 + i] + pads[nsp + i] - strides[i] * (sy[2 + i] - 1) - 1) // dil[i] + 1
                 for i in range(nsp)]
+        # as JAX does (_conv_general_vjp_rhs_padding), trim the end padding, then the input itself (a negative
+        # padding), so the output is exactly the kernel size (measured: SPU resnet_cifar's 1x1 stride-2 conv)
+        wpads = list(pads)
+        crop = [0] * nsp
+        for i in range(nsp):
+            extra = dil[i] * (kout[i] - sw[2 + i])
+            if extra > 0 and c.style.trim_weight_grad:
+                cut = min(extra, wpads[nsp + i])
+                wpads[nsp + i] -= cut
+                crop[i] = extra - cut
+                kout[i] = sw[2 + i]
+        if any(crop):
+            xs = (sx[1], sx[0], *(sx[2 + i] - crop[i] for i in range(nsp)))
+            xt = c.op("Slice", [xt, c.ints([0] * nsp), c.ints(list(xs[2:])), c.ints(list(range(2, 2 + nsp)))], xs)
         parts = []
         for gi in range(group):
             xg, dg = xt, dyt
             if group > 1:
                 xg = c.op("Slice", [xt, c.ints([gi * cin]), c.ints([(gi + 1) * cin]), c.ints([0])],
-                          (cin, *sx[:1], *sx[2:]))
+                          (cin, *c.shape(xt)[1:]))
                 dg = c.op("Slice", [dyt, c.ints([gi * cout]), c.ints([(gi + 1) * cout]), c.ints([0])],
                           (cout, *sy[:1], *sy[2:]))
-            gw = c.op("Conv", [xg, dg], (cin, cout, *kout), strides=dil, dilations=strides, pads=pads,
+            gw = c.op("Conv", [xg, dg], (cin, cout, *kout), strides=dil, dilations=strides, pads=wpads,
                       kernel_shape=list(sy[2:]))
             parts.append(gw)
         gw = parts[0] if group == 1 else c.op("Concat", parts, (cin, sy[1], *kout), axis=1)
@@ -401,8 +418,9 @@ def _avgpool(c: GradCtx, dys: Grads) -> Grads:
 def _gap(c: GradCtx, dys: Grads) -> Grads:
     x = c.node.input[0]
     sx = c.shape(x)
-    spread = c.op("Expand", [dys[0], c.ints(sx)], sx)
-    return [c.op("Mul", [spread, c.const(1.0 / math.prod(sx[2:]))], sx)]
+    # scale the small tensor, then broadcast (XLA folds it the same way: one truncation per channel, not per pixel)
+    scaled = c.op("Mul", [dys[0], c.const(1.0 / math.prod(sx[2:]))], c.shape(c.node.output[0]))
+    return [c.op("Expand", [scaled, c.ints(sx)], sx)]
 
 
 @register(("ReduceMean", "ReduceSum"), diff=(0,))
