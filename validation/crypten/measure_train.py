@@ -136,13 +136,14 @@ def _party(rank: int, world: int, rendezvous: str, model_bytes: bytes, plain: di
 
 def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes: int, loss: str = "cross_entropy",
                   lr: float = 0.01, momentum: float = 0.0, steps: int = 1, trace: bool = False,
-                  timeout: float = 900.0, adam: bool = False, parties: int = 2) -> dict[str, Any]:
+                  timeout: float = 900.0, adam: bool = False, parties: int = 2,
+                  target_shape: list[int] | None = None) -> dict[str, Any]:
     """Run `steps` training steps with `parties` parties; return per-step phases (and party 0's trace)."""
     gen = torch.Generator().manual_seed(0)
     plain = {n: torch.rand(s, generator=gen) + 0.5 for n, s in shapes.items()}
     batch = next(iter(shapes.values()))[0]
     if loss == "mse":
-        target = torch.rand(batch, classes, generator=gen)
+        target = torch.rand(target_shape or [batch, classes], generator=gen)
     else:
         target = torch.nn.functional.one_hot(torch.arange(batch) % classes, classes).float()
     opts = {"loss": loss, "lr": lr, "momentum": momentum, "steps": steps, "trace": trace, "target": target,
@@ -202,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--parties", type=int, default=2)
+    ap.add_argument("--target-shape", type=lambda s: [int(d) for d in s.split("x")], default=None,
+                    help="MSE target shape when the output is not (batch, classes), e.g. 1x16x32")
     ap.add_argument("--adam", action="store_true", help="update with Adam written in MPCTensor ops (_adam_step)")
     args = ap.parse_args(argv)
     res = measure_train(args.model, dict(args.input), args.classes, args.loss, args.lr, args.momentum,
-                        args.steps, args.trace, adam=args.adam, parties=args.parties)
+                        args.steps, args.trace, adam=args.adam, parties=args.parties,
+                        target_shape=args.target_shape)
     print(json.dumps(res, indent=1))
     return 1 if "error" in res else 0
 
