@@ -128,6 +128,8 @@ def report(
         if mode not in ("inference", "train"):
             raise ParamError(f"--mode {mode!r}: choose inference or train")
         if mode == "train":
+            if public_weights:
+                raise ParamError("--public-weights with --mode train: training updates the weights, they stay secret")
             from hawkeye_onnx.cli_train import train_options
             from hawkeye_onnx.training import profile_train
 
