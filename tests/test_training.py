@@ -127,6 +127,24 @@ def _tiny_bn() -> onnx.ModelProto:
                              opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _tiny_pad() -> onnx.ModelProto:
+    """Gemm -> Pad (constant, uneven) -> Cast -> Tanh -> Gemm: the Pad and Cast gradients."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 5])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 3])
+    inits = [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in (
+        ("a.weight", (4, 5)), ("b.weight", (3, 7)))]
+    inits.append(numpy_helper.from_array(np.array([0, 1, 0, 2], np.int64), "pads"))
+    nodes = [
+        helper.make_node("Gemm", ["input", "a.weight"], ["h"], name="/a/Gemm", transB=1),
+        helper.make_node("Pad", ["h", "pads"], ["p"], name="/Pad"),
+        helper.make_node("Cast", ["p"], ["c"], name="/Cast", to=TensorProto.FLOAT),
+        helper.make_node("Tanh", ["c"], ["t"], name="/Tanh"),
+        helper.make_node("Gemm", ["t", "b.weight"], ["output"], name="/b/Gemm", transB=1),
+    ]
+    return helper.make_model(helper.make_graph(nodes, "tiny_pad", [x], [y], inits),
+                             opset_imports=[helper.make_opsetid("", 17)])
+
+
 def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
     m = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
     rng = np.random.default_rng(seed)
@@ -141,11 +159,13 @@ def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
 
 @pytest.mark.parametrize(("name", "loss"), [("mlp", "cross-entropy"), ("lenet5", "cross-entropy"),
                                            ("mlp_tanh_softmax", "cross-entropy"), ("logreg_sigmoid", "mse"),
-                                           ("tiny_bn", "cross-entropy"), ("transformer_block", "mse")])
+                                           ("tiny_bn", "cross-entropy"), ("transformer_block", "mse"),
+                                           ("tiny_pad", "mse")])
 def test_gradients_match_finite_differences(name: str, loss: str) -> None:
     """The expanded graph's SGD step (lr 1) equals w - dL/dw, dL/dw by central differences of the loss the
     graph computes (onnx.reference). ReLU and max-pool kinks make a few differences disagree: 80% must match."""
-    model = _with_weights(_tiny_bn() if name == "tiny_bn" else MODELS / f"{name}.onnx", 2)
+    tiny = {"tiny_bn": _tiny_bn, "tiny_pad": _tiny_pad}
+    model = _with_weights(tiny[name]() if name in tiny else MODELS / f"{name}.onnx", 2)
     loaded = load(model, batch=None if name.startswith("transformer") else 2)
     train, _ = expand(loaded.model, TrainOptions(loss=loss, lr=1.0))
     rng = np.random.default_rng(1)

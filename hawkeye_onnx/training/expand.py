@@ -1,13 +1,16 @@
 """The training-graph expander: inference ONNX graph -> forward + loss + backward + optimizer update.
 
-Nodes come out in four consecutive blocks (the phases): the forward graph unchanged, the loss under
+Nodes come out in four consecutive blocks (the phases): the forward graph (unchanged but for
+BatchNormalization, switched to training mode), the loss under
 `/loss/`, the backward nodes `<forward name>_Grad/<Op>_<k>`, and the update under
 `/optimizer/<parameter>/`. Trainable weights are the float initializers on a path to the loss
 (BatchNormalization running statistics are not differentiable inputs); the data inputs get no
 gradient, unless the framework's autodiff computes one anyway (`Autodiff.data_input_grads`).
-Graph inputs added: `label` (secret one-hot or target, shape of the model's output), the optimizer
+The loss reads the model's first output (other outputs get no gradient). Graph inputs added: `label`
+(secret one-hot or target, shape of the model's output), the optimizer
 state `<parameter>.momentum` / `.adam_m` / `.adam_v`, and for CrypTen's style `loss_grad` (its
-encrypted seed). Outputs: `loss`, `<parameter>.updated` and the new optimizer state.
+encrypted seed). Outputs: the loss, then per parameter its new optimizer state and its updated value
+(the last node of `/optimizer/<parameter>/`).
 """
 
 from __future__ import annotations
@@ -103,8 +106,8 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     if opset < 13:
         raise ModelError(f"opset {opset}: training expansion needs opset >= 13; convert the model with "
                          "onnx.version_converter.convert_version(model, 17)")
-    if len(g.output) != 1:
-        raise ModelError(f"the model has {len(g.output)} outputs; training expects one output (the logits)")
+    if not g.output:
+        raise ModelError("the model has no output to train against")
     shapes = _static_shapes(model)
     b = Builder(model, shapes)
     inits = {i.name: i for i in g.initializer}
@@ -182,7 +185,7 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
 
     # Update.
     trained = [p for p in params if p in grads]
-    if not trained:
+    if not trained and not detached:
         raise ModelError("no float initializer (weight) lies on a path to the output: nothing to train")
     new_inputs: list[onnx.ValueInfoProto] = [helper.make_tensor_value_info(label, TensorProto.FLOAT, out_shape)]
     if style.secret_seed:

@@ -514,6 +514,37 @@ def _reshape(c: GradCtx, dys: Grads) -> Grads:
     return [c.like(dys[0], c.node.input[0])]
 
 
+@register("Cast", diff=(0,))
+def _cast(c: GradCtx, dys: Grads) -> Grads:
+    """A float-to-float cast: the gradient is cast back (to float32, the only type the expander writes)."""
+    return [c.op("Cast", [dys[0]], c.shape(c.node.input[0]), to=onnx.TensorProto.FLOAT)]
+
+
+@register("Pad", diff=(0,))
+def _pad(c: GradCtx, dys: Grads) -> Grads:
+    """Constant padding: the gradient is dY without the padded border (static pads, non-negative)."""
+    x = c.node.input[0]
+    sx = c.shape(x)
+    pads = None
+    if "pads" in c.attrs:
+        pads = list(c.attrs["pads"])
+    elif len(c.node.input) > 1 and c.node.input[1]:
+        v = c.b.initial_values.get(c.node.input[1])
+        if v is None:
+            for p in c.b.producers.get(c.node.input[1], ()):
+                if p.op_type == "Constant":
+                    v = onnx.numpy_helper.to_array(p.attribute[0].t)
+        pads = None if v is None else [int(a) for a in np.asarray(v).reshape(-1)]
+    mode = str(c.attrs.get("mode", "constant"))
+    has_axes = len(c.node.input) > 3 and bool(c.node.input[3])
+    if pads is None or mode != "constant" or has_axes or any(p < 0 for p in pads) or len(pads) != 2 * len(sx):
+        raise ModelError(f"node {c.node.name!r}: Pad gradient needs constant, non-negative pads on every axis "
+                         "(mode constant)")
+    starts = pads[: len(sx)]
+    ends = [s + d for s, d in zip(starts, sx, strict=True)]
+    return [c.op("Slice", [dys[0], c.ints(starts), c.ints(ends), c.ints(list(range(len(sx))))], sx)]
+
+
 @register(("Identity", "Dropout"), diff=(0,))
 def _identity(c: GradCtx, dys: Grads) -> Grads:
     return [dys[0]]
