@@ -72,7 +72,10 @@ def test_training_measured(case: dict) -> None:
     ours = _phases(case)
     for name, want in case["phases"].items():
         got = ours[name]
-        if case["framework"] == "semi2k" and case["optimizer"] == "adam" and name == "update":
+        tol = case.get("tolerance")
+        if tol:
+            assert abs(got[0] - want["bytes"]) <= tol["bytes"] * want["bytes"] and got[1] == want["rounds"], name
+        elif case["framework"] == "semi2k" and case["optimizer"] == "adam" and name == "update":
             assert abs(got[0] - want["bytes"]) <= 0.01 * want["bytes"]
             assert abs(got[1] - want["rounds"]) <= 0.05 * want["rounds"]
         else:
