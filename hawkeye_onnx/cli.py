@@ -109,6 +109,12 @@ def report(
     network: Annotated[list[str] | None, typer.Option(
         "--network", help="Network profile for time estimates in md/html, NAME=BANDWIDTH,RTT, e.g. LAN=10Gbit,0.1ms "
         "(repeatable; defaults LAN=1Gbit,0.5ms and WAN=100Mbit,40ms).")] = None,
+    mode: Annotated[str, typer.Option(help="inference, or train: one training step in phases forward, loss, "
+                                      "backward, update.")] = "inference",
+    optimizer: Annotated[str, typer.Option(help="--mode train: sgd, momentum, adam, or several to compare "
+                                           "(sgd,adam).")] = "sgd",
+    loss: Annotated[str, typer.Option(help="--mode train: cross-entropy or mse (label secret).")] = "cross-entropy",
+    lr: Annotated[float, typer.Option(help="--mode train: learning rate (public).")] = 0.01,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
 ) -> None:
     """Profile MODEL's communication under each backend (default: a table per backend, top modules and operators).
@@ -127,13 +133,29 @@ def report(
         if depth is not None and depth < 0:
             raise ParamError("--depth must be >= 0")
         shapes = dict(parse_shape(s) for s in (input_shape or []))
-        result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
-                         input_shapes=shapes, batch=batch, public_weights=public_weights,
-                         depth=depth if fmt == "json" else None)
+        if mode not in ("inference", "train"):
+            raise ParamError(f"--mode {mode!r}: choose inference or train")
+        if mode == "train":
+            if public_weights:
+                raise ParamError("--public-weights with --mode train: training updates the weights, they stay secret")
+            from hawkeye_onnx.cli_train import train_options
+            from hawkeye_onnx.training import profile_train
+
+            result = profile_train(model, train_options(optimizer, loss, lr), backends=_parse_backends(backend),
+                                   params=_parse_params(param or []), input_shapes=shapes, batch=batch,
+                                   depth=depth if fmt == "json" else None)
+        else:
+            result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
+                             input_shapes=shapes, batch=batch, public_weights=public_weights,
+                             depth=depth if fmt == "json" else None)
         if fmt == "json":
             text = result.to_json()
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
+            if result.training and len(result.training.get("runs", ())) > 1:  # --optimizer sgd,adam
+                from hawkeye_onnx.cli_train import phases_markdown
+
+                text += phases_markdown(result)
         elif fmt == "html":
             text = render_html(result, nets, depth=depth or 1, top=top, tree_depth=depth)
         else:
@@ -144,11 +166,15 @@ def report(
             else:
                 sys.stdout.write(text)
         else:
+            from hawkeye_onnx.cli_train import render_phases
+
             if output:
                 with output.open("w", encoding="utf-8") as fh:
                     render_table(result, Console(file=fh, width=160), depth=depth or 1, top=top)
+                    render_phases(result, Console(file=fh, width=160))
             else:
                 render_table(result, Console(), depth=depth or 1, top=top)
+                render_phases(result, Console())
         if strict and result.has_unsupported:
             ops = sorted({u.op_type for b in result.backends.values() for u in b.unsupported})
             raise UnsupportedError(f"unsupported operators with --strict: {', '.join(ops)}")
@@ -192,6 +218,15 @@ app.command("compare")(_compare)
 from hawkeye_onnx.cli_validate import validate_command  # noqa: E402  (needs _run above)
 
 app.command("validate")(validate_command)
+
+
+def _register_expand() -> None:
+    from hawkeye_onnx.cli_train import expand_command
+
+    app.command("expand")(expand_command)
+
+
+_register_expand()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -55,7 +55,8 @@ def render_table(profile: Profile, console: Console, depth: int = 1, top: int = 
     m = profile.model
     console.print(Text(f"{m.name}: {m.nodes} nodes, {m.parameters:,} parameters, opset {m.opset}, "
                        f"inputs " + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in m.inputs.items())))
-    totals = Table(title="Communication per backend (all parties, one inference)", title_justify="left")
+    what = "one inference" if profile.mode == "inference" else "one training step"
+    totals = Table(title=f"Communication per backend (all parties, {what})", title_justify="left")
     for col in ("backend", "online bytes", "online rounds", "offline bytes", "offline rounds", "unsupported"):
         totals.add_column(col, justify="left" if col in ("backend", "unsupported") else "right")
     for b in profile.backends.values():

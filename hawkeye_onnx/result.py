@@ -109,9 +109,10 @@ class BackendReport:
     ops: Mapping[str, OpSummary]
     primitives: Mapping[str, OpSummary]
     unsupported: tuple[UnsupportedOp, ...]
+    phases: Mapping[str, Totals] | None = None  # training: forward / loss / backward / update
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "title": self.title,
             "version": self.version,
             "params": dict(self.params),
@@ -122,6 +123,9 @@ class BackendReport:
             "sources": dict(self.sources),
             "tree": self.tree.to_dict(),
         }
+        if self.phases is not None:
+            d["phases"] = {k: v.to_dict() for k, v in self.phases.items()}
+        return d
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,15 @@ class Profile:
     mode: str
     backends: Mapping[str, BackendReport]
     conventions: Mapping[str, str] = field(default_factory=dict)
+    training: Mapping[str, Any] | None = None  # mode "train": loss, optimizer, hyper-parameters, runs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
-                "conventions": dict(self.conventions),
-                "backends": {k: v.to_dict() for k, v in self.backends.items()}}
+        d = {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
+             "conventions": dict(self.conventions)}
+        if self.training is not None:
+            d["training"] = dict(self.training)
+        d["backends"] = {k: v.to_dict() for k, v in self.backends.items()}
+        return d
 
     def to_json(self, indent: int | None = None) -> str:
         """Compact by default: the C encoder is ~10x faster than an indented dump on big trees."""
