@@ -17,6 +17,7 @@ which also lists, for every model in `models/` and every zoo architecture, what 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, NamedTuple
@@ -217,7 +218,8 @@ def ops_command(
             return
         fh = output.open("w", encoding="utf-8") if output else None
         try:
-            console = Console(file=fh, width=160) if fh else Console()
+            # a pipe or a file gets the full width (rich would fall back to 80 columns and crop backends)
+            console = Console(file=fh, width=160) if fh else Console(width=None if sys.stdout.isatty() else 160)
             if model is None:
                 console.print(matrix_table(backends))
                 return
