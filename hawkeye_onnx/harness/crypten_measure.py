@@ -84,7 +84,7 @@ def prepare(model: onnx.ModelProto) -> bytes:
     floats = []
     for init in g.initializer:
         arr = numpy_helper.to_array(init)
-        if arr.dtype.kind == "f":
+        if arr.dtype.kind == "f" and arr.ndim > 0:  # rank 0: a literal the exporter lifted (public)
             floats.append(init)
         else:
             consts.append(helper.make_node("Constant", [], [init.name], value=init))

@@ -7,8 +7,8 @@ with ``max``, ``Softmax`` -> ``jax.nn.softmax`` ...).
 
 What is secret and what is public (the project's conventions, shared/ground-truth/README.md):
 
-- graph inputs and float initializers (the weights) are the program's *secret* inputs, in that
-  order, except a float initializer read only where ONNX wants a static value (a ``Pow``
+- graph inputs and float initializers of rank >= 1 (the weights) are the program's *secret* inputs, in that
+  order (a rank-0 float initializer is a literal the exporter lifted: public), except a float initializer read only where ONNX wants a static value (a ``Pow``
   exponent, ``Clip`` bounds), which is a public constant;
 - ``Constant`` nodes and non-float initializers are public constants;
 - shape plumbing (``Shape``, ``Gather``/``Concat``/``Unsqueeze``/``Squeeze``/``Cast``/``Slice``
@@ -515,7 +515,9 @@ def lower(model: onnx.ModelProto, split_groups: bool = False) -> Lowered:
     consts: dict[str, np.ndarray] = {}
     weights: dict[str, np.ndarray] = {}
     for name, arr in inits.items():
-        if np.issubdtype(arr.dtype, np.floating) and name not in static_only:
+        # a rank-0 float initializer is a literal the exporter lifted (dynamo's `val_N` for `/ math.sqrt(d)`):
+        # public, as a Python scalar in the JAX program and as hawkeye_onnx.ir treats it
+        if np.issubdtype(arr.dtype, np.floating) and arr.ndim > 0 and name not in static_only:
             weights[name] = arr.astype(np.float32)
         else:
             consts[name] = arr
