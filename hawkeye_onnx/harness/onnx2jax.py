@@ -8,7 +8,8 @@ with ``max``, ``Softmax`` -> ``jax.nn.softmax`` ...).
 What is secret and what is public (the project's conventions, shared/ground-truth/README.md):
 
 - graph inputs and float initializers of rank >= 1 (the weights) are the program's *secret* inputs, in that
-  order (a rank-0 float initializer is a literal the exporter lifted: public), except a float initializer read only where ONNX wants a static value (a ``Pow``
+  order (a rank-0 float initializer is a literal the exporter lifted: public),
+  except a float initializer read only where ONNX wants a static value (a ``Pow``
   exponent, ``Clip`` bounds), which is a public constant;
 - ``Constant`` nodes and non-float initializers are public constants;
 - shape plumbing (``Shape``, ``Gather``/``Concat``/``Unsqueeze``/``Squeeze``/``Cast``/``Slice``
