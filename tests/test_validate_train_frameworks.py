@@ -1,10 +1,10 @@
 """One real training step on CrypTen 0.4.1 and SPU 0.9.5 SEMI2K against `profile_train`, per phase, through
 `hawkeye_onnx.validate` (the API of `hawkeye-onnx validate --mode train`).
 
-Tolerances are the training issue's: CrypTen exact in every phase; SPU exact for these steps (its known
-gaps, Adam's update within 1% and the 3-party loss+backward, are pinned in tests/test_training.py from the
-recorded runs). Each fresh measurement must also equal the run recorded in validation/measured/training/,
-so those records (which tests/test_training.py prices) cannot go stale.
+Tolerances are the training issue's: CrypTen exact in every phase; SPU exact except Adam's update (within
+1% bytes, 5% rounds; the 3-party loss+backward gap is pinned in tests/test_training.py from its record).
+Each fresh measurement must also equal the run recorded in validation/measured/training/, so those records
+(which tests/test_training.py prices) cannot go stale.
 
 Slow and needs the framework environments (`bash validation/setup_envs.sh`):
 
@@ -38,6 +38,7 @@ class Run(NamedTuple):
     optimizer: str
     loss: str
     cases: tuple[Case, ...]
+    tolerance: float = 0.0
 
 
 RUNS = {
@@ -47,6 +48,8 @@ RUNS = {
     "crypten-p2-momentum": Run("crypten", 2, "momentum", "mse", (MLP_B4,)),  # step 2 (the buffer exists)
     "semi2k-p2-sgd": Run("semi2k", 2, "sgd", "cross-entropy", (MLP, LENET5)),
     "semi2k-p2-momentum": Run("semi2k", 2, "momentum", "mse", (MLP_B2,)),
+    # the training issue's known SPU gap: XLA folds one public product per element of Adam's update
+    "semi2k-p2-adam": Run("semi2k", 2, "adam", "mse", (MLP_B4,), tolerance=0.05),
 }
 _DONE: dict[str, list[Validation]] = {}
 
@@ -77,7 +80,11 @@ def test_training_step_static_equals_measured(name: str, index: int) -> None:
     v = _run(name)[index]
     detail = json.dumps(v.to_dict())[:800]
     assert v.framework_error is None, detail
-    assert v.agrees(0.0), detail
+    assert v.agrees(run.tolerance), detail
+    if run.tolerance:  # only the update is off, and only as much as the issue allows
+        assert not v.agrees(0.0)
+        assert all(p.within(0.0) for k, p in v.phases.items() if k != "update"), detail
+        assert v.phases["update"].bytes_error <= 0.01 and v.phases["update"].rounds_error <= 0.05, detail
     assert "MISMATCH" not in v.check and "vs plain" in v.check, v.check
     phases = {"crypten": ["forward", "loss", "backward", "update"],
               "semi2k": ["forward", "loss+backward", "update"]}[run.backend]
