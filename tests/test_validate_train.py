@@ -118,3 +118,23 @@ def test_bad_training_options_are_bad_input(tmp_path: Path, bad: list[str]) -> N
     r = CliRunner().invoke(app, ["validate", str(MLP), "-b", "crypten", "--mode", "train", "--python", str(py),
                                  *bad])
     assert r.exit_code == 2, r.output
+
+
+def test_json_output_has_every_phase(tmp_path: Path) -> None:
+    py = fake_python(tmp_path, {"results": [_record(CRYPTEN_MLP_SGD)]})
+    out = tmp_path / "v.json"
+    r = CliRunner().invoke(app, ["validate", str(MLP), "-b", "crypten", "--mode", "train", "--python", str(py),
+                                 "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    [d] = json.loads(out.read_text())
+    assert d["mode"] == "train" and d["agrees"] and set(d["phases"]) == {"forward", "loss", "backward", "update"}
+    assert d["phases"]["backward"]["static"] == {"bytes": 1938800, "rounds": 15}
+
+
+def test_every_job_kind_has_a_harness_module() -> None:
+    """run.py maps (backend, kind) to a module shipped beside it (an installed package can run it)."""
+    from hawkeye_onnx.harness import run
+
+    for (backend, kind), (module, _) in run.MODULES.items():
+        assert (Path(run.__file__).parent / f"{module}.py").exists(), (backend, kind)
+    assert {k for _, k in run.MODULES} == set(V.MODES)
