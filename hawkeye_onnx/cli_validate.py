@@ -36,7 +36,8 @@ def render(v: Validation, tolerance: float, console: Console) -> None:
         for col, just in (("phase", "left"), ("", "left"), ("static", "right"), ("measured", "right"),
                           ("rel. error", "right")):
             t.add_column(col, justify=just)  # type: ignore[arg-type]
-        phases: list[tuple[str, Phase | None]] = [("online", v.online), ("offline", v.offline)]
+        phases: list[tuple[str, Phase | None]] = [*v.phases.items(), ("online" if not v.phases else "total",
+                                                                        v.online), ("offline", v.offline)]
         for name, ph in phases:
             if ph is None:
                 continue
@@ -71,6 +72,9 @@ def validate_command(
         help="The framework's Python interpreter (default: $HAWKEYE_CRYPTEN_PYTHON / $HAWKEYE_SPU_PYTHON, "
         "else .venv-crypten / .venv-spu here or beside the project).")] = None,
     offline: Annotated[bool, typer.Option(help="Also measure the offline phase where the framework can.")] = True,
+    optimizer: Annotated[str, typer.Option(help="--mode train: sgd, momentum or adam.")] = "sgd",
+    loss: Annotated[str, typer.Option(help="--mode train: cross-entropy or mse.")] = "cross-entropy",
+    lr: Annotated[float, typer.Option(help="--mode train: learning rate (public).")] = 0.01,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON here.")] = None,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
 ) -> None:
@@ -81,6 +85,8 @@ def validate_command(
       hawkeye-onnx validate models/mlp.onnx --backend crypten
 
       hawkeye-onnx validate models/lenet5.onnx --backend semi2k --parties 3
+
+      hawkeye-onnx validate models/mlp.onnx --backend crypten --mode train --optimizer adam
 
     Exit codes: 0 = agree (or both refuse the model), 1 = they differ, 2 = bad input, 6 = the framework is
     not installed (bash validation/setup_envs.sh), 7 = the framework's harness crashed.
@@ -93,7 +99,8 @@ def validate_command(
             raise ParamError("--tolerance must be >= 0")
         shapes = dict(parse_shape(s) for s in (input_shape or []))
         results = validate(model, backend, mode=mode, parties=parties, input_shapes=shapes or None, batch=batch,
-                           python=python, offline=offline)
+                           python=python, offline=offline,
+                           options={"optimizer": optimizer, "loss": loss, "lr": lr} if mode == "train" else None)
         console = Console(soft_wrap=True, highlight=False)
         for v in results:
             render(v, tolerance, console)

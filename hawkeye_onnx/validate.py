@@ -16,8 +16,8 @@ Phases measured:
 - semi2k online only: SPU 0.9.5's wheel ships no beaver dealer server, so its TTP traffic cannot be
   measured.
 
-Modes are a registry (``MODES``): ``infer`` lives here; another mode (e.g. training) registers a
-function with :func:`register_mode` and the CLI offers it.
+Modes are a registry (``MODES``): ``infer`` lives here, ``train`` in ``validate_train`` (one training
+step, per phase); another mode registers a function with :func:`register_mode` and the CLI offers it.
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ class Validation:
     check: str  # the decrypted output against onnx's ReferenceEvaluator
     static_offline: tuple[int, int] = (0, 0)  # the profile's offline (bytes, rounds), measured or not
     extra: Mapping[str, Any] = field(default_factory=dict)  # the harness's raw records
+    phases: Mapping[str, Phase] = field(default_factory=dict)  # per-phase (training: forward, loss, ...)
 
     def agrees(self, tolerance: float = 0.0) -> bool:
         """Both ran and every measured phase is within `tolerance`, or both refuse the model."""
@@ -142,7 +143,8 @@ class Validation:
             return bool(self.unsupported)
         if self.unsupported:
             return False
-        return self.online.within(tolerance) and (self.offline is None or self.offline.within(tolerance))
+        return (self.online.within(tolerance) and (self.offline is None or self.offline.within(tolerance))
+                and all(p.within(tolerance) for p in self.phases.values()))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (the fields of ``validation/measured/*`` plus the static side)."""
@@ -158,7 +160,8 @@ class Validation:
                 "inputs": {k: list(v) for k, v in self.inputs.items()}, "online": ph(self.online),
                 "offline": ph(self.offline), "offline_note": self.offline_note,
                 "unsupported": list(self.unsupported), "framework_error": self.framework_error,
-                "check": self.check, "agrees": self.agrees()}
+                "check": self.check, "agrees": self.agrees(),
+                **({"phases": {k: ph(p) for k, p in self.phases.items()}} if self.phases else {})}
 
 
 class Case(NamedTuple):
@@ -179,6 +182,7 @@ class Request:
     python: str | None = None
     offline: bool = True
     timeout: float = 1800.0
+    options: Mapping[str, Any] = field(default_factory=dict)  # mode-specific (train: loss, optimizer, lr)
 
 
 ModeFn = Callable[[Request], list[Validation]]
@@ -224,12 +228,13 @@ def _framework(backend: str) -> Framework:
 
 
 def run_harness(backend: str, python: Path, parties: int, jobs: list[dict[str, Any]],
-                timeout: float = 1800.0) -> list[dict[str, Any]]:
-    """Run `jobs` in the framework's interpreter; one raw record per job (``{"error": ...}`` for a refusal)."""
+                timeout: float = 1800.0, kind: str = "infer") -> list[dict[str, Any]]:
+    """Run `jobs` of job kind `kind` (``infer``, ``train``: see harness/run.py) in the framework's
+    interpreter; one raw record per job (``{"error": ...}`` for a refusal)."""
     fw = _framework(backend)
     with tempfile.TemporaryDirectory(prefix="hawkeye-validate-") as tmp:
         spec, out = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"parties": parties, "jobs": jobs, "timeout": timeout}))
+        spec.write_text(json.dumps({"parties": parties, "kind": kind, "jobs": jobs, "timeout": timeout}))
         cmd = [str(python), str(HARNESS), backend, str(spec), str(out)]
         env = {**os.environ, "PYTHONNOUSERSITE": "1"}
         env.pop("PYTHONPATH", None)  # the framework's venv must not see the profiler's packages
@@ -328,9 +333,11 @@ def _check(rec: dict[str, Any]) -> str:
 
 def validate(models: str | os.PathLike | Sequence[str | os.PathLike | Case], backend: str, mode: str = "infer",
              parties: int = 2, input_shapes: Mapping[str, tuple[int, ...]] | None = None, batch: int | None = None,
-             python: str | os.PathLike | None = None, offline: bool = True) -> list[Validation]:
+             python: str | os.PathLike | None = None, offline: bool = True,
+             options: Mapping[str, Any] | None = None) -> list[Validation]:
     """Validate one model or several on `backend` (one framework start for all); the Python API of
-    ``hawkeye-onnx validate``. A :class:`Case` brings its own input shapes; `input_shapes` binds the others.
+    ``hawkeye-onnx validate``. A :class:`Case` brings its own input shapes; `input_shapes` binds the others;
+    `options` go to the mode (train: ``loss``, ``optimizer``, ``lr``).
     Raises FrameworkMissing (exit 6) when the framework is not installed."""
     if mode not in MODES:
         raise ParamError(f"--mode {mode!r}: available modes are {', '.join(sorted(MODES))}")
@@ -339,5 +346,9 @@ def validate(models: str | os.PathLike | Sequence[str | os.PathLike | Case], bac
     items = [models] if isinstance(models, str | os.PathLike) else list(models)
     cases = tuple(m if isinstance(m, Case) else Case(Path(m), input_shapes) for m in items)
     req = Request(cases=cases, backend=_framework(backend).backend, parties=parties, batch=batch,
-                  python=None if python is None else str(python), offline=offline)
+                  python=None if python is None else str(python), offline=offline,
+                  options=dict(options or {}))
     return MODES[mode](req)
+
+
+from hawkeye_onnx import validate_train  # noqa: E402,F401  registers the train mode

@@ -1,7 +1,9 @@
 """Add one training-step measurement to validation/measured/training/{crypten,semi2k}.json.
 
-Takes the JSON printed by validation/crypten/measure_train.py or validation/spu/measure_train.py and
-files it as a test record (tests/test_training.py reproduces every record):
+Takes the JSON printed by validation/crypten/measure_train.py or validation/spu/measure_train.py (wrappers of
+hawkeye_onnx/harness/crypten_train.py and spu_train.py, what `hawkeye-onnx validate --mode train` runs) and
+files it as a test record (tests/test_training.py prices every record; tests/test_validate_train_frameworks.py
+checks that a fresh run reproduces it):
 
     python validation/training_record.py crypten out.json mlp 1x784 cross_entropy sgd [STEP] [PARTIES]
 

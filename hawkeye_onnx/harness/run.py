@@ -2,11 +2,12 @@
 
     python run.py crypten|semi2k JOBS.json OUT.json
 
-``JOBS.json`` is ``{"parties": P, "jobs": [...]}`` (see ``run_jobs`` in ``crypten_measure`` /
-``spu_measure``). Writes ``{"results": [...]}`` (one record per job, or ``{"error": ...}`` for a job
-the framework could not run) to ``OUT.json``; a file, not stdout, because the frameworks' C++ and
-distributed loggers print there. Exit code 3 with ``{"missing": ...}`` when the framework does not
-import in this interpreter.
+``JOBS.json`` is ``{"parties": P, "kind": K, "jobs": [...]}``; the job kind K picks the harness module
+(``infer``, the default: ``crypten_measure`` / ``spu_measure``; ``train``: ``crypten_train`` /
+``spu_train``; see their ``run_jobs``). Writes ``{"results": [...]}`` (one record per job, or
+``{"error": ...}`` for a job the framework could not run) to ``OUT.json``; a file, not stdout, because
+the frameworks' C++ and distributed loggers print there. Exit code 3 with ``{"missing": ...}`` when the
+framework does not import in this interpreter.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: backend -> (harness module, packages to import first; crypten_measure stubs a torch module before `import crypten`)
-MODULES = {"crypten": ("crypten_measure", ("torch",)), "semi2k": ("spu_measure", ("jax", "spu"))}
+#: (backend, job kind) -> (harness module, packages to import first; crypten_measure stubs a torch module
+#: before `import crypten`)
+MODULES = {
+    ("crypten", "infer"): ("crypten_measure", ("torch",)),
+    ("crypten", "train"): ("crypten_train", ("torch",)),
+    ("semi2k", "infer"): ("spu_measure", ("jax", "spu")),
+    ("semi2k", "train"): ("spu_train", ("jax", "spu")),
+}
 MISSING = 3
 
 
 def main(argv: list[str]) -> int:
     backend, jobs, out = argv
-    name, needs = MODULES[backend]
+    spec = json.loads(Path(jobs).read_text())
+    name, needs = MODULES[backend, spec.get("kind", "infer")]
     try:
         for package in needs:
             importlib.import_module(package)
@@ -33,7 +41,7 @@ def main(argv: list[str]) -> int:
     except ImportError as exc:
         Path(out).write_text(json.dumps({"missing": f"{type(exc).__name__}: {exc}"}))
         return MISSING
-    results = module.run_jobs(json.loads(Path(jobs).read_text()))
+    results = module.run_jobs(spec)
     Path(out).write_text(json.dumps({"results": results}, default=str))
     return 0
 
