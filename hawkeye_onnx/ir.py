@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,62 @@ class Graph:
 
     def tensor(self, name: str) -> Tensor | None:
         return self.tensors.get(name) if name else None
+
+    @cached_property
+    def columns(self) -> Columns:
+        """Column view of the graph for the cost stage, built once and shared by every backend."""
+        return _columns(self)
+
+
+#: Element counts are clamped here in `Columns.size`: anything above `opvars.MAX_ELEMENTS` is refused anyway.
+_SIZE_CLAMP = 1 << 62
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The graph as arrays: what the cost stage reads for every node, so that it reads it per op group
+    with numpy instead of per node in Python."""
+
+    size: np.ndarray  # int64 per tensor (in `Graph.tensors` order): elements, -1 if the shape is unknown
+    rank: np.ndarray  # int64 per tensor, -1 if unknown
+    secret: np.ndarray  # bool per tensor
+    node_in: np.ndarray  # (nodes, 3) int64: tensor ids of the first three inputs, -1 where absent
+    node_out: np.ndarray  # (nodes,) int64: tensor id of the first output; -1: no outputs, -2: an empty name
+    secret_in: np.ndarray  # bool per node: some input is secret (else the node is local and free)
+    groups: Mapping[str, np.ndarray]  # op key -> indices of the nodes with a secret input, in graph order
+
+
+def op_key(node: Node) -> str:
+    """The key rule files use: `OpType` in the default domain, `domain::OpType` elsewhere."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
+def _columns(graph: Graph) -> Columns:
+    index = {name: i for i, name in enumerate(graph.tensors)}
+    tensors = graph.tensors.values()
+    size = np.fromiter((-1 if t.shape is None else min(t.size, _SIZE_CLAMP) for t in tensors), np.int64,
+                       len(index))
+    rank = np.fromiter((-1 if t.shape is None else len(t.shape) for t in tensors), np.int64, len(index))
+    secret_t = [t.secret for t in tensors]
+    n = len(graph.nodes)
+    in_rows: list[list[int]] = []
+    out_ids: list[int] = []
+    secret_in: list[bool] = []
+    groups: dict[str, list[int]] = {}
+    pad = [-1, -1, -1]
+    for i, node in enumerate(graph.nodes):
+        ids = [index[x] if x else -1 for x in node.inputs]
+        in_rows.append((ids + pad)[:3])
+        outs = node.outputs
+        out_ids.append(index[outs[0]] if outs and outs[0] else (-2 if outs else -1))
+        secret = any(secret_t[t] for t in ids if t >= 0)
+        secret_in.append(secret)
+        if secret:
+            groups.setdefault(op_key(node), []).append(i)
+    node_in = np.asarray(in_rows, dtype=np.int64).reshape(n, 3)
+    node_out = np.asarray(out_ids, dtype=np.int64)
+    return Columns(size, rank, np.asarray(secret_t, dtype=bool), node_in, node_out, np.asarray(secret_in, bool),
+                   {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
 
 
 def _attr_value(attr: AttributeProto) -> Any:

@@ -72,10 +72,14 @@ def _check_external_locations(model: onnx.ModelProto, path: str | None) -> None:
     """Refuse external-data locations outside the model's folder (path traversal), though we never read them:
     a file that names /etc/shadow or ../../secrets is hostile, and other tools that load it would follow it."""
     base = Path(path).resolve().parent if path else None
+    checked: set[str] = set()  # a big model keeps all its weights in one or a few files
     for init in model.graph.initializer:
         if init.data_location != TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in init.external_data if e.key == "location"), "")
+        if location in checked:
+            continue
+        checked.add(location)
         loc = Path(location)
         outside = loc.is_absolute() or ".." in loc.parts
         if base is not None and not outside:
