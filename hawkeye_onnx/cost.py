@@ -33,6 +33,7 @@ class StepCost:
     nodes: np.ndarray  # node indices into Graph.nodes
     calls: np.ndarray  # how many times the primitive runs for each node
     cost: np.ndarray  # shape (len(nodes), 4), int64, see QUANTITIES
+    batch: int = 0  # steps of one rule variant on one set of nodes share it (their `nodes` are equal)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
     evaluator = _Evaluator(backend)
     node_cost = np.zeros((len(graph.nodes), 4), dtype=np.int64)
     steps: list[StepCost] = []
+    batch = 0
     for key in groups:
         rule = backend.ops[key]
         env = _group_env(graph, key)
@@ -162,11 +164,13 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             count = int(mask.sum())
             for name, expr in variant.lets:
                 sub[name] = _call(expr, sub, backend, ctx)
+            chosen = indices[mask]
             for step in variant.steps:
                 calls, cost = evaluator.step(step, sub, count, ctx)
                 total = calls[:, None] * cost
-                node_cost[indices[mask]] += total
-                steps.append(StepCost(step.prim, indices[mask], calls, total))
+                node_cost[chosen] += total
+                steps.append(StepCost(step.prim, chosen, calls, total, batch))
+            batch += 1
         if remaining.any():
             names = [graph.nodes[i].name or key for i in indices[remaining]]
             reason = f"no variant of the {backend.name} rule for {key} matches these nodes"

@@ -97,6 +97,23 @@ class UnsupportedOp:
         return {"op_type": self.op_type, "reason": self.reason, "nodes": list(self.nodes)}
 
 
+class _LazyTree:
+    """`BackendReport.tree`: holds a TreeNode, or a source with `build()` (and `json()`) that makes it on
+    first read. A million-node model's tree is millions of records that the JSON writer never needs."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> TreeNode:
+        if obj is None:
+            raise AttributeError("tree")  # no class-level default (dataclasses asks this way)
+        value = obj.__dict__["_tree"]
+        if not isinstance(value, TreeNode):
+            value = value.build()
+            obj.__dict__["_tree"] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_tree"] = value
+
+
 @dataclass(frozen=True)
 class BackendReport:
     name: str
@@ -105,12 +122,21 @@ class BackendReport:
     params: Mapping[str, Any]
     sources: Mapping[str, str]
     total: Totals
-    tree: TreeNode
+    tree: TreeNode = _LazyTree()  # type: ignore[assignment]
     ops: Mapping[str, OpSummary]
     primitives: Mapping[str, OpSummary]
     unsupported: tuple[UnsupportedOp, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def tree_json(self) -> str:
+        """The tree's JSON text (as `json.dumps(self.tree.to_dict(), ensure_ascii=False)`), written from
+        arrays when the tree has not been built."""
+        value = self.__dict__["_tree"]
+        if not isinstance(value, TreeNode) and hasattr(value, "json"):
+            return value.json()
+        return json.dumps(self.tree.to_dict(), ensure_ascii=False)
+
+    def to_dict(self, tree: bool = True) -> dict[str, Any]:
+        """The contract's backend section; `tree=False` leaves out the tree (`to_json` splices it in as text)."""
         return {
             "title": self.title,
             "version": self.version,
@@ -120,7 +146,7 @@ class BackendReport:
             "primitives": {k: v.to_dict() for k, v in self.primitives.items()},
             "unsupported": [u.to_dict() for u in self.unsupported],
             "sources": dict(self.sources),
-            "tree": self.tree.to_dict(),
+            **({"tree": self.tree.to_dict()} if tree else {}),
         }
 
 
@@ -156,8 +182,24 @@ class Profile:
                 "backends": {k: v.to_dict() for k, v in self.backends.items()}}
 
     def to_json(self, indent: int | None = None) -> str:
-        """Compact by default: the C encoder is ~10x faster than an indented dump on big trees."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+        """Compact by default: the C encoder is ~10x faster than an indented dump on big trees, and the trees
+        are written as text from arrays (`BackendReport.tree_json`), each spliced in where its `tree` goes."""
+        if indent is not None:
+            return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+        marks = {}
+        backends = {}
+        for i, (k, v) in enumerate(self.backends.items()):
+            marks[json.dumps(f"\x00tree{i}\x00")] = v
+            backends[k] = {**v.to_dict(tree=False), "tree": f"\x00tree{i}\x00"}
+        head = {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
+                "conventions": dict(self.conventions), "backends": backends}
+        text = json.dumps(head, ensure_ascii=False)
+        parts = []
+        for mark, report in marks.items():
+            before, _, text = text.partition(mark)
+            parts += [before, report.tree_json()]
+        parts += [text, "\n"]
+        return "".join(parts)
 
     @property
     def has_unsupported(self) -> bool:
