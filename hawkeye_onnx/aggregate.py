@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import Graph
+from hawkeye_onnx.ir import Graph, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
 
 _enc = json.encoder.encode_basestring  # a str as a JSON literal, non-ASCII kept (as json.dumps(ensure_ascii=False))
@@ -95,6 +95,10 @@ class TreeSource:
         return costed[order]
 
     def build(self) -> TreeNode:
+        with paused_gc():
+            return self._build()
+
+    def _build(self) -> TreeNode:
         graph, cost, modules, depth = self.graph, self.cost, self.modules, self.depth
         per_node: dict[int, list[tuple[str, int, list[int]]]] = defaultdict(list)
         for step in cost.steps:
@@ -160,6 +164,10 @@ class TreeSource:
 
     def json(self) -> str:
         """The tree's JSON text, equal to `json.dumps(self.build().to_dict(), ensure_ascii=False)`."""
+        with paused_gc():
+            return self._json()
+
+    def _json(self) -> str:
         modules, depth, mod_rows = self.modules, self.depth, self.mod_rows
         full, bare = self._node_json()
         costed = self._costed()
