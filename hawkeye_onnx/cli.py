@@ -19,6 +19,7 @@ from rich.table import Table
 from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
 from hawkeye_onnx.load import parse_shape
 from hawkeye_onnx.profile import profile
+from hawkeye_onnx.progress import StageProgress
 from hawkeye_onnx.render import render_markdown, render_table
 from hawkeye_onnx.rules import load_backends
 
@@ -102,6 +103,8 @@ def report(
     strict: Annotated[bool, typer.Option(help="Exit with code 3 if any operator is unsupported.")] = False,
     public_weights: Annotated[bool, typer.Option(help="Treat weights (float initializers) as public.")] = False,
     top: Annotated[int, typer.Option(help="Rows in the module and operator tables.")] = 15,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr (it shows only on a "
+                                        "terminal, for models that take over a second).")] = False,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
 ) -> None:
     """Profile MODEL's communication under each backend (default: a table per backend, top modules and operators).
@@ -119,11 +122,15 @@ def report(
         if depth is not None and depth < 0:
             raise ParamError("--depth must be >= 0")
         shapes = dict(parse_shape(s) for s in (input_shape or []))
-        result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
-                         input_shapes=shapes, batch=batch, public_weights=public_weights,
-                         depth=depth if fmt == "json" else None)
+        with StageProgress(enabled=not quiet) as bar:
+            result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
+                             input_shapes=shapes, batch=batch, public_weights=public_weights,
+                             depth=depth if fmt == "json" else None, progress=bar)
+            if fmt == "json":  # under the bar too: a big tree takes seconds to write
+                bar("writing JSON", 1, 1)
+                json_text = result.to_json()
         if fmt == "json":
-            text = result.to_json()
+            text = json_text
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top)
         else:
