@@ -196,7 +196,18 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
         shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim)
         if tt.elem_type == TensorProto.UNDEFINED:
             raise ModelError(f"{shown}: input {vi.name!r} has no tensor type")
+        _check_dims(vi.name, shapes[vi.name], shown)
     return LoadedModel(inferred, path, digest, shapes, hint)
+
+
+def _check_dims(name: str, shape: tuple[int | str, ...], shown: str) -> None:
+    """A negative or zero input dim is absurd: it would price the model at zero, silently."""
+    bad = [d for d in shape if isinstance(d, int) and d <= 0]
+    if bad:
+        what = "negative" if bad[0] < 0 else "zero"
+        text = "x".join(map(str, shape))
+        raise ModelError(f"{shown}: input {name!r} has a {what} dim ({bad[0]}) in its shape {text}: absurd dims; "
+                         f"bind real ones with --input-shape {name}=DIMS or --batch N")
 
 
 def require_static(loaded: LoadedModel) -> None:
