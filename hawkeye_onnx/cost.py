@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
-from hawkeye_onnx.errors import RuleError
+from hawkeye_onnx.errors import ModelError, RuleError
 from hawkeye_onnx.ir import Graph
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step
@@ -189,7 +189,14 @@ def _group_env(graph: Graph, key: str) -> dict[str, object]:
         env = generic_columns(graph, idx)
         extra = REGISTRY.get(key)
         if extra is not None:
-            rows = [extra.compute(graph.nodes[i], graph) for i in idx.tolist()]
+            rows = []
+            for i in idx.tolist():
+                node = graph.nodes[i]
+                try:
+                    rows.append(extra.compute(node, graph))
+                except (IndexError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+                    raise ModelError(f"{key} node {node.name!r}: its attributes do not fit its input shapes "
+                                     f"({type(exc).__name__}: {str(exc)[:80]}); check the export") from None
             table = np.asarray(rows, dtype=object).reshape(len(rows), len(extra.names))
             for j, name in enumerate(extra.names):
                 col = table[:, j]

@@ -250,6 +250,8 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
     init_names = []
     parameters = 0
     for init in g.initializer:
+        if type(init.name) is not str:
+            raise ModelError(f"an initializer name is not valid UTF-8 text ({init.name[:40]!r}); the file is corrupt")
         dims = tuple(init.dims)
         # A rank-0 initializer is a literal the exporter lifted (dynamo writes `/ math.sqrt(d)` or GELU's 0.5
         # as `val_N` scalars where TorchScript writes Constant nodes): public, and not a parameter.
@@ -278,6 +280,11 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
     for i, nd in enumerate(g.node):
         name, op_type, domain = nd.name, nd.op_type, nd.domain
         inputs, outputs = tuple(nd.input), tuple(nd.output)
+        try:  # protobuf hands back bytes for a string that is not valid UTF-8
+            name + op_type + domain + "".join(inputs) + "".join(outputs)
+        except TypeError:
+            raise ModelError(f"node #{i}: a name or op type is not valid UTF-8 text; the file is corrupt "
+                             "(re-export the model)") from None
         attrs = {a.name: _attr_value(a) for a in nd.attribute} if len(nd.attribute) else {}
         try:
             in_ids = [ids[x] if x else -1 for x in inputs]

@@ -65,6 +65,10 @@ def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto,
         raise ModelError(f"{path}: not an ONNX model or the file is truncated/corrupt ({type(exc).__name__})") from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise ModelError(f"{path}: not an ONNX model (no graph in the protobuf)")
+    g = model.graph
+    texts = [model.producer_name, model.producer_version, g.name, *(vi.name for vi in (*g.input, *g.output))]
+    if any(type(t) is not str for t in texts):  # protobuf gives bytes for a string that is not UTF-8
+        raise ModelError(f"{path}: a name in the model header is not valid UTF-8 text; the file is corrupt")
     return model, str(path), hashlib.sha256(data).hexdigest()
 
 
@@ -178,7 +182,7 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
                 out.type.tensor_type.ClearField("shape")
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
     symbolic = _symbolic_inputs(inferred)

@@ -167,6 +167,9 @@ def _global_pool(node: Node, graph: Graph) -> list[int]:
 
 def _axis(node: Node, rank: int, default: int) -> int:
     axis = int(node.attrs.get("axis", default))
+    if not -rank <= axis < max(rank, 1):
+        raise ModelError(f"{node.op_type} node {node.name!r}: axis {axis} is out of range for rank {rank}; "
+                         "fix the export")
     return axis + rank if axis < 0 else axis
 
 
