@@ -168,6 +168,9 @@ def _shape_of(type_proto: onnx.TypeProto) -> tuple[tuple[int, ...] | None, int]:
     tt = type_proto.tensor_type
     if not tt.HasField("shape"):
         return None, tt.elem_type
+    values = tuple(d.dim_value for d in tt.shape.dim)  # 0 for a symbolic or missing dim
+    if min(values, default=1) > 0:
+        return values, tt.elem_type
     dims: list[int] = []
     for d in tt.shape.dim:
         if d.HasField("dim_value") and d.dim_value >= 0:
@@ -305,7 +308,14 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
             shape, dtype = shapes.get(out, unknown)
             if value is not None and shape is None:
                 shape = tuple(value.shape)
-            add(Tensor(out, shape, dtype, secret, value))
+            if out in ids or shape is None:
+                add(Tensor(out, shape, dtype, secret, value))
+                continue
+            ids[out] = len(t_size)  # the common case, inlined: a new tensor with a known shape
+            t_size.append(min(math.prod(shape), _SIZE_CLAMP))
+            t_rank.append(len(shape))
+            t_secret.append(secret)
+            tensors[out] = Tensor(out, shape, dtype, secret, value)
         if "value" in attrs:
             attrs["value"] = "<tensor>"
         raw.append((i, name, op_type, domain, inputs, outputs, attrs))
