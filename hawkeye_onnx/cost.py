@@ -17,7 +17,7 @@ import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
-from hawkeye_onnx.ir import Graph
+from hawkeye_onnx.ir import Graph, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step
 
@@ -119,6 +119,7 @@ def _call(expr, env, backend: Backend, where: str):
         raise RuleError(f"{where}: unknown variable {exc.args[0]!r} in {expr.text!r}") from None
 
 
+@paused_gc()
 def price(graph: Graph, backend: Backend) -> BackendCost:
     """Price every node of `graph` under `backend`."""
     groups: list[str] = []
