@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,10 +158,17 @@ def ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     except ImportError:
         return None
-    try:
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
-    except Exception:
-        return None
+    # When it cannot finish, onnxruntime saves `sym_shape_infer_temp.onnx` (and the weights as `<uuid>.data`)
+    # into the working directory before raising: run it from a scratch folder so the user's stays clean.
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="hawkeye-ort-") as scratch:
+        os.chdir(scratch)
+        try:
+            return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
+        except Exception:
+            return None
+        finally:
+            os.chdir(here)
 
 
 def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from onnx import TensorProto, helper
 
 from tests.corpus.build import CASES, GOOD_CASES, Case, model_file, relu_model
 
@@ -98,3 +99,22 @@ def test_good_rule_folder_prices_the_model(tmp_path: Path) -> None:
 def test_missing_rules_folder() -> None:
     proc = run("models/lenet5.onnx", env={"HAWKEYE_ONNX_RULES": "/nonexistent/rules"})
     assert_one_line_error(proc, 2, ("HAWKEYE_ONNX_RULES", "no such directory"))
+
+
+def test_unknown_shapes_leave_no_files_in_the_working_directory(tmp_path: Path) -> None:
+    """onnxruntime's shape inference, our fallback, saves `sym_shape_infer_temp.onnx` (and `<uuid>.data`)
+    into the working directory when it cannot finish; a user's folder must not fill with them."""
+    nodes = [helper.make_node("FancyOp", ["x"], ["f"], name="/c/FancyOp", domain="com.example"),
+             helper.make_node("Relu", ["f"], ["y"], name="/act/Relu")]  # f: no shape from onnx nor onnxruntime
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    model = tmp_path / "models" / "custom.onnx"
+    model.parent.mkdir()
+    model.write_bytes(helper.make_model(graph, opset_imports=opsets).SerializeToString())
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(model), "-q"], capture_output=True,
+                          text=True, cwd=work, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert_one_line_error(proc, 5, ("'f'", "no static shape"))
+    assert list(work.iterdir()) == []
