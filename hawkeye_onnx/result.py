@@ -194,6 +194,8 @@ class Profile:
         head = {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
                 "conventions": dict(self.conventions), "backends": backends}
         text = json.dumps(head, ensure_ascii=False)
+        if any(text.count(mark) != 1 for mark in marks):  # a name in the model spells a mark: no splicing
+            return json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
         parts = []
         for mark, report in marks.items():
             before, _, text = text.partition(mark)

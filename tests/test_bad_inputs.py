@@ -3,6 +3,7 @@ names the problem and the fix, never a traceback; `--debug` shows the traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from onnx import TensorProto, helper
 
+from hawkeye_onnx import profile
 from tests.corpus.build import CASES, GOOD_CASES, Case, model_file, relu_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +120,21 @@ def test_unknown_shapes_leave_no_files_in_the_working_directory(tmp_path: Path) 
                           text=True, cwd=work, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert_one_line_error(proc, 5, ("'f'", "no static shape"))
     assert list(work.iterdir()) == []
+
+
+def test_json_is_exact_whatever_the_node_names(tmp_path: Path) -> None:
+    """The JSON writer splices each backend's tree text in at a marker; a hostile node name that spells the
+    marker (or quotes, or non-ASCII) must not corrupt the document."""
+    names = ["\x00tree0\x00", '"},{"x": 1', "ünïcode/∑", "\\"]
+    nodes = [helper.make_node("FancyOp", ["x"], ["a"], name=names[0], domain="com.example")]
+    cur = "x"
+    for i, name in enumerate(names):
+        nodes.append(helper.make_node("Relu", [cur], [f"r{i}"], name=f"/{name}/Relu"))
+        cur = f"r{i}"
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    result = profile(model)
+    text = result.to_json()
+    assert json.loads(text) == json.loads(json.dumps(result.to_dict()))
+    assert text == json.dumps(result.to_dict(), ensure_ascii=False) + "\n"
