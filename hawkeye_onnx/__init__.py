@@ -5,6 +5,7 @@ from typing import Any
 from hawkeye_onnx.errors import HawkeyeError
 from hawkeye_onnx.profile import profile
 from hawkeye_onnx.result import Profile
+from hawkeye_onnx.training import opvars as _training_opvars  # noqa: F401 - registers the ai.hawkeye op variables
 
 __all__ = ["HawkeyeError", "Profile", "profile", "profile_torch"]
 __version__ = "0.1.0"

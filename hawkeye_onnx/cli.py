@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
+from hawkeye_onnx.html_report import render_html
 from hawkeye_onnx.load import parse_shape
+from hawkeye_onnx.network import networks
 from hawkeye_onnx.profile import profile
 from hawkeye_onnx.progress import StageProgress
 from hawkeye_onnx.render import render_markdown, render_table
@@ -30,6 +32,8 @@ EXIT_CODES = {
     3: "--strict and some operator is unsupported on a selected backend",
     4: "a rule file is broken (message gives file:line)",
     5: "a tensor has no static shape: bind inputs with --input-shape / --batch",
+    6: "validate: the framework (CrypTen / SPU) is not installed; the message says how to install it",
+    7: "validate: the framework's harness crashed",
 }
 
 app = typer.Typer(
@@ -89,7 +93,7 @@ def _parse_backends(value: str) -> list[str] | None:
 def report(
     model: Annotated[Path, typer.Argument(help="ONNX model file (weights are never read).")],
     backend: Annotated[str, typer.Option("--backend", "-b", help="Comma-separated backends, or 'all'.")] = "all",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table (terminal), md (Markdown) or json.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table (terminal), md, html or json.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
     input_shape: Annotated[list[str] | None, typer.Option(
         "--input-shape", "-i", help="Bind an input's shape, e.g. input=1x3x32x32 (repeatable).")] = None,
@@ -103,6 +107,15 @@ def report(
     strict: Annotated[bool, typer.Option(help="Exit with code 3 if any operator is unsupported.")] = False,
     public_weights: Annotated[bool, typer.Option(help="Treat weights (float initializers) as public.")] = False,
     top: Annotated[int, typer.Option(help="Rows in the module and operator tables.")] = 15,
+    network: Annotated[list[str] | None, typer.Option(
+        "--network", help="Network profile for time estimates in md/html, NAME=BANDWIDTH,RTT, e.g. LAN=10Gbit,0.1ms "
+        "(repeatable; defaults LAN=1Gbit,0.5ms and WAN=100Mbit,40ms).")] = None,
+    mode: Annotated[str, typer.Option(help="inference, or train: one training step in phases forward, loss, "
+                                      "backward, update.")] = "inference",
+    optimizer: Annotated[str, typer.Option(help="--mode train: sgd, momentum, adam, or several to compare "
+                                           "(sgd,adam).")] = "sgd",
+    loss: Annotated[str, typer.Option(help="--mode train: cross-entropy or mse (label secret).")] = "cross-entropy",
+    lr: Annotated[float, typer.Option(help="--mode train: learning rate (public).")] = 0.01,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr (it shows only on a "
                                         "terminal, for models that take over a second).")] = False,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
@@ -117,22 +130,41 @@ def report(
     """
 
     def go() -> None:
-        if fmt not in ("table", "md", "json"):
-            raise ParamError(f"--format {fmt!r}: choose table, md or json")
+        if fmt not in ("table", "md", "json", "html"):
+            raise ParamError(f"--format {fmt!r}: choose table, md, html or json")
+        nets = networks(network)
         if depth is not None and depth < 0:
             raise ParamError("--depth must be >= 0")
         shapes = dict(parse_shape(s) for s in (input_shape or []))
+        if mode not in ("inference", "train"):
+            raise ParamError(f"--mode {mode!r}: choose inference or train")
+        if mode == "train" and public_weights:
+            raise ParamError("--public-weights with --mode train: training updates the weights, they stay secret")
         with StageProgress(enabled=not quiet) as bar:
-            result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
-                             input_shapes=shapes, batch=batch, public_weights=public_weights,
-                             depth=depth if fmt == "json" else None, progress=bar)
+            if mode == "train":
+                from hawkeye_onnx.cli_train import train_options
+                from hawkeye_onnx.training import profile_train
+
+                result = profile_train(model, train_options(optimizer, loss, lr), backends=_parse_backends(backend),
+                                       params=_parse_params(param or []), input_shapes=shapes, batch=batch,
+                                       depth=depth if fmt == "json" else None)
+            else:
+                result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
+                                 input_shapes=shapes, batch=batch, public_weights=public_weights,
+                                 depth=depth if fmt == "json" else None, progress=bar)
             if fmt == "json":  # under the bar too: a big tree takes seconds to write
                 bar("writing JSON", 1, 1)
                 json_text = result.to_json()
         if fmt == "json":
             text = json_text
         elif fmt == "md":
-            text = render_markdown(result, depth=depth or 1, top=top)
+            text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
+            if result.training and len(result.training.get("runs", ())) > 1:  # --optimizer sgd,adam
+                from hawkeye_onnx.cli_train import phases_markdown
+
+                text += phases_markdown(result)
+        elif fmt == "html":
+            text = render_html(result, nets, depth=depth or 1, top=top, tree_depth=depth)
         else:
             text = None
         if text is not None:
@@ -141,11 +173,15 @@ def report(
             else:
                 sys.stdout.write(text)
         else:
+            from hawkeye_onnx.cli_train import render_phases
+
             if output:
                 with output.open("w", encoding="utf-8") as fh:
                     render_table(result, Console(file=fh, width=160), depth=depth or 1, top=top)
+                    render_phases(result, Console(file=fh, width=160))
             else:
                 render_table(result, Console(), depth=depth or 1, top=top)
+                render_phases(result, Console())
         if strict and result.has_unsupported:
             ops = sorted({u.op_type for b in result.backends.values() for u in b.unsupported})
             raise UnsupportedError(f"unsupported operators with --strict: {', '.join(ops)}")
@@ -180,9 +216,24 @@ def backends(
 
 
 from hawkeye_onnx import cli_ops, cli_zoo  # noqa: E402 - commands in their own modules
+from hawkeye_onnx.compare import compare as _compare  # noqa: E402
 
 cli_zoo.register(app)
 cli_ops.register(app)
+app.command("compare")(_compare)
+
+from hawkeye_onnx.cli_validate import validate_command  # noqa: E402  (needs _run above)
+
+app.command("validate")(validate_command)
+
+
+def _register_expand() -> None:
+    from hawkeye_onnx.cli_train import expand_command
+
+    app.command("expand")(expand_command)
+
+
+_register_expand()
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -77,7 +77,7 @@ def all_ops(backends: list[Backend]) -> list[str]:
 def matrix_table(backends: list[Backend]) -> Table:
     """The op type x backend status matrix for the terminal."""
     table = Table(title="ONNX op types per backend (from the rule files)", title_justify="left")
-    table.add_column("op type")
+    table.add_column("op type", no_wrap=True)
     for b in backends:
         table.add_column(b.name)
     for op in all_ops(backends):
@@ -226,7 +226,7 @@ def ops_command(
             by_name = {x.name: x for x in backends}
             table = Table(title=f"{prof.model.name}: op types and unsupported nodes per backend",
                           title_justify="left")
-            table.add_column("op type")
+            table.add_column("op type", no_wrap=True)
             table.add_column("nodes", justify="right")
             for b in prof.backends:
                 table.add_column(b)

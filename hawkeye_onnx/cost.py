@@ -19,7 +19,7 @@ from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
 from hawkeye_onnx.ir import Graph, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
-from hawkeye_onnx.rules import Backend, Primitive, Step
+from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
 #: Four quantities per node: online bytes, online rounds, offline bytes, offline rounds.
 QUANTITIES = ("online_bytes", "online_rounds", "offline_bytes", "offline_rounds")
@@ -147,6 +147,10 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         env = _group_env(graph, key)
         env.update(evaluator.params)
         indices = graph.columns.groups[key]
+        for param in backend.node_sets:
+            spec = str(backend.param_values[param])
+            env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec))
+                                                 for i in indices.tolist()], dtype=np.int64)
         remaining = np.ones(len(indices), dtype=bool)
         for v_i, variant in enumerate(rule.variants):
             ctx = f"op {key} variant {v_i + 1}"
@@ -183,7 +187,7 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
 def _group_env(graph: Graph, key: str) -> dict[str, object]:
     """Shape variables of the op group `key` (every node of that op type with a secret input) as columns,
     one numpy array per variable; computed once per graph and shared by every backend."""
-    cache = graph.extra.setdefault("opvars", {})
+    cache = graph.opvars_cache
     env = cache.get(key)
     if env is None:
         idx = graph.columns.groups[key]

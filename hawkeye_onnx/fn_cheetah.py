@@ -12,6 +12,7 @@ Sources (all in Alibaba-Gemini-Lab/OpenCheetah):
   `include/gemini/cheetah/sliced_3d_tensor.h` `Conv2DSliceHelper` (number of overlapping slices);
 * fully connected: `include/gemini/cheetah/hom_fc_ss.cc` `getSplit`;
 * batch normalisation: `SCI/src/cheetah/cheetah-api.cpp` `CheetahLinear::setUpForBN` (CRT plain moduli);
+* argmax: `SCI/src/NonLinear/argmax.h` `ArgMaxProtocol::ArgMaxMPC` (comparison tree with padding to 8);
 * ciphertext sizes: `validation/cheetah/ct_sizes.py` (emulates SEAL 3.7.2's zstd-compressed
   `Ciphertext::save` of the truncated response ciphertexts, `hom_conv2d_ss.cc` `truncate_for_decryption`,
   `remove_unused_coeffs`).
@@ -151,6 +152,43 @@ def pow2_mod(ell: Value, d: Value) -> Value:
     return _ret(out, ell, d)
 
 
+# ------------------------------------------------------------------------------------------ argmax
+
+
+def _argmax_tree(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`ArgMaxMPC(size)`: an odd size gets one copy of its last element; each level compares pairs, the
+    number of children ceil(nodes / 2) padded up to a multiple of 8 (the backend's minimum batch); once the
+    children reach 8 the tree keeps 8 nodes, and the fifth time it would compute 8 children it stops
+    (`times_stuck_on_8 >= 5`). Returns (levels, comparisons over all levels)."""
+    nodes = c + (c & 1)
+    stuck = np.zeros_like(c)
+    levels = np.zeros_like(c)
+    cmps = np.zeros_like(c)
+    active = nodes > 1
+    while active.any():
+        child = -(-nodes // 2)
+        child = 8 * -(-child // 8)
+        stuck = np.where(active & (child == 8), stuck + 1, stuck)
+        active &= stuck < 5
+        levels = np.where(active, levels + 1, levels)
+        cmps = np.where(active, cmps + child, cmps)
+        nodes = np.where(active, child, nodes)
+        active &= nodes > 1
+    return levels, cmps
+
+
+def argmax_levels(c: Value) -> Value:
+    """Tree levels (sequential comparison rounds) of OpenCheetah's ArgMax over c values."""
+    (c_,) = _i64(c)
+    return _ret(_argmax_tree(c_)[0], c)
+
+
+def argmax_cmps(c: Value) -> Value:
+    """Comparisons (DReLUs, padding included) of OpenCheetah's ArgMax over c values, all levels together."""
+    (c_,) = _i64(c)
+    return _ret(_argmax_tree(c_)[1], c)
+
+
 # ------------------------------------------------------------------------------------------ ciphertext sizes
 
 #: pbits -> (bytes of one response ciphertext with every c0 coefficient zeroed, incl. the 16-byte SEAL
@@ -218,6 +256,8 @@ FUNCTIONS = {
     "cheetah_bn_crt_count": (bn_crt_count, 2),
     "cheetah_bn_crt_bits": (bn_crt_bits, 2),
     "cheetah_pow2_mod": (pow2_mod, 2),
+    "cheetah_argmax_levels": (argmax_levels, 1),
+    "cheetah_argmax_cmps": (argmax_cmps, 1),
     "cheetah_resp_bytes": (resp_bytes, 5),
 }
 for _name, (_fn, _arity) in FUNCTIONS.items():

@@ -8,3 +8,4 @@ from __future__ import annotations
 
 from hawkeye_onnx.expr import register_function  # noqa: F401 - used by the registrations below
 from hawkeye_onnx.fn_cheetah import FUNCTIONS as _CHEETAH  # noqa: F401 - registers rules/cheetah.toml helpers
+from hawkeye_onnx.fn_cryptflow2 import FUNCTIONS as _CRYPTFLOW2  # noqa: F401 - registers rules/cryptflow2.toml helpers

@@ -85,6 +85,12 @@ class Graph:
         return self.tensors.get(name) if name else None
 
     @cached_property
+    def opvars_cache(self) -> dict[str, Any]:
+        """Shape variables per op group (cost.py), per graph instance: a graph made with
+        `dataclasses.replace` (other domains for some nodes) shares `extra` but not this."""
+        return {}
+
+    @cached_property
     def columns(self) -> Columns:
         """Column view of the graph for the cost stage, built once and shared by every backend."""
         return _columns(self)

@@ -213,3 +213,31 @@ def _pow(node: Node, graph: Graph) -> list[float]:
     if t is None or t.value is None or t.value.size != 1:
         return [float("nan")]
     return [float(np.asarray(t.value).reshape(-1)[0])]
+
+
+def _is_weight(graph: Graph, name: str) -> bool:
+    """An initializer of rank > 0: a model weight (the server's, in a two-party inference). Rank-0
+    initializers are exporter literals (ir.py), Constant nodes are public constants, not weights."""
+    t = graph.tensor(name)
+    return name in graph.initializers and t is not None and bool(t.shape)
+
+
+@register("Mul", ["wmul", "N", "C", "spatial", "per_channel"])
+def _mul(node: Node, graph: Graph) -> list[int]:
+    """`wmul`: exactly one operand is a model weight (an initializer, e.g. a folded BatchNorm scale), the
+    other an activation. `N`, `C`, `spatial`: the activation's batch, channels (dim 1) and the product of
+    its other dims. `per_channel`: the weight holds C values that broadcast along the activation's dim 1
+    (a [C, 1, 1] or [1, C, 1, 1] scale), as a BatchNorm's scale does."""
+    a, b = node.inputs[0], node.inputs[1]
+    wa, wb = _is_weight(graph, a), _is_weight(graph, b)
+    wmul = int(wa != wb)
+    act, w = (b, a) if wa and not wb else (a, b)
+    x = _shape(graph, act, node)
+    ws = _shape(graph, w, node)
+    n, c, spatial = (x[0], x[1], _size(x[2:])) if len(x) >= 2 else (1, _size(x), 1)
+    # right-align the weight's dims with the activation's: only the one at dim 1 may differ from 1
+    lead = len(x) - len(ws)
+    dims = [d for i, d in enumerate(ws) if d != 1]
+    at_c = [i + lead for i, d in enumerate(ws) if d != 1]
+    per_channel = int(wmul and len(x) >= 2 and (not dims or (at_c == [1] and dims == [c])))
+    return [wmul, n, c, spatial, per_channel]

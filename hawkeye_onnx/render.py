@@ -6,6 +6,7 @@ same numbers as `--format json`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
@@ -13,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_seconds
+from hawkeye_onnx.report_data import build_view, exact
 from hawkeye_onnx.result import Profile, TreeNode
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -52,7 +55,8 @@ def render_table(profile: Profile, console: Console, depth: int = 1, top: int = 
     m = profile.model
     console.print(Text(f"{m.name}: {m.nodes} nodes, {m.parameters:,} parameters, opset {m.opset}, "
                        f"inputs " + ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in m.inputs.items())))
-    totals = Table(title="Communication per backend (all parties, one inference)", title_justify="left")
+    what = "one inference" if profile.mode == "inference" else "one training step"
+    totals = Table(title=f"Communication per backend (all parties, {what})", title_justify="left")
     for col in ("backend", "online bytes", "online rounds", "offline bytes", "offline rounds", "unsupported"):
         totals.add_column(col, justify="left" if col in ("backend", "unsupported") else "right")
     for b in profile.backends.values():
@@ -124,23 +128,15 @@ def _templates() -> Path:
     raise FileNotFoundError("templates/ not found beside the package")
 
 
-def render_markdown(profile: Profile, depth: int = 1, top: int = 15) -> str:
+def render_markdown(profile: Profile, depth: int = 1, top: int = 15, nets: Sequence[Network] = DEFAULT_NETWORKS) -> str:
+    """Paper-pasteable Markdown tables, rendered from the JSON dict (so training phases show when present)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_templates())), autoescape=False,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters["md"] = _md_escape
     env.filters["hb"] = human_bytes
-    names = list(profile.backends)
-    modules = []
-    seen: set[tuple[str, ...]] = set()
-    for n in names:
-        for p, _ in modules_at_depth(profile.backends[n].tree, depth):
-            if p not in seen:
-                seen.add(p)
-                modules.append(p)
-    modules.sort(key=lambda p: -_sort_key(profile, names[0], p))
-    module_rows = [(path_label(p), [_find_path(profile.backends[n].tree, p) for n in names]) for p in modules[:top]]
-    op_types = sorted({o for b in profile.backends.values() for o in b.ops},
-                      key=lambda o: -max(b.ops[o].totals.online.bytes if o in b.ops else 0
-                                         for b in profile.backends.values()))
-    return env.get_template("report.md.j2").render(p=profile, names=names, module_rows=module_rows,
-                                                    op_types=op_types, depth=depth)
+    env.filters["ex"] = exact
+    env.filters["hs"] = human_seconds
+    data = profile.to_dict() if hasattr(profile, "to_dict") else profile
+    view = build_view(data, nets, depth=depth, top=top, max_rows=1)
+    view["any_unsupported"] = any(b.get("unsupported") for b in view["backends"].values())
+    return env.get_template("report.md.j2").render(**view)

@@ -126,6 +126,7 @@ class BackendReport:
     ops: Mapping[str, OpSummary]
     primitives: Mapping[str, OpSummary]
     unsupported: tuple[UnsupportedOp, ...]
+    phases: Mapping[str, Totals] | None = None  # training: forward / loss / backward / update
 
     def tree_json(self) -> str:
         """The tree's JSON text (as `json.dumps(self.tree.to_dict(), ensure_ascii=False)`), written from
@@ -135,9 +136,10 @@ class BackendReport:
             return value.json()
         return json.dumps(self.tree.to_dict(), ensure_ascii=False)
 
-    def to_dict(self, tree: bool = True) -> dict[str, Any]:
-        """The contract's backend section; `tree=False` leaves out the tree (`to_json` splices it in as text)."""
-        return {
+    def to_dict(self, tree_mark: str | None = None) -> dict[str, Any]:
+        """The contract's backend section; with `tree_mark`, that string stands where the tree goes
+        (`Profile.to_json` splices the tree's text in there)."""
+        d = {
             "title": self.title,
             "version": self.version,
             "params": dict(self.params),
@@ -146,8 +148,11 @@ class BackendReport:
             "primitives": {k: v.to_dict() for k, v in self.primitives.items()},
             "unsupported": [u.to_dict() for u in self.unsupported],
             "sources": dict(self.sources),
-            **({"tree": self.tree.to_dict()} if tree else {}),
+            "tree": self.tree.to_dict() if tree_mark is None else tree_mark,
         }
+        if self.phases is not None:
+            d["phases"] = {k: v.to_dict() for k, v in self.phases.items()}
+        return d
 
 
 @dataclass(frozen=True)
@@ -175,31 +180,30 @@ class Profile:
     mode: str
     backends: Mapping[str, BackendReport]
     conventions: Mapping[str, str] = field(default_factory=dict)
+    training: Mapping[str, Any] | None = None  # mode "train": loss, optimizer, hyper-parameters, runs
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
-                "conventions": dict(self.conventions),
-                "backends": {k: v.to_dict() for k, v in self.backends.items()}}
+    def to_dict(self, tree_marks: Mapping[str, str] | None = None) -> dict[str, Any]:
+        d = {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
+             "conventions": dict(self.conventions)}
+        if self.training is not None:
+            d["training"] = dict(self.training)
+        d["backends"] = {k: v.to_dict(tree_marks[k] if tree_marks else None) for k, v in self.backends.items()}
+        return d
 
     def to_json(self, indent: int | None = None) -> str:
         """Compact by default: the C encoder is ~10x faster than an indented dump on big trees, and the trees
         are written as text from arrays (`BackendReport.tree_json`), each spliced in where its `tree` goes."""
         if indent is not None:
             return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
-        marks = {}
-        backends = {}
-        for i, (k, v) in enumerate(self.backends.items()):
-            marks[json.dumps(f"\x00tree{i}\x00")] = v
-            backends[k] = {**v.to_dict(tree=False), "tree": f"\x00tree{i}\x00"}
-        head = {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
-                "conventions": dict(self.conventions), "backends": backends}
-        text = json.dumps(head, ensure_ascii=False)
-        if any(text.count(mark) != 1 for mark in marks):  # a name in the model spells a mark: no splicing
+        marks = {k: f"\x00tree{i}\x00" for i, k in enumerate(self.backends)}
+        text = json.dumps(self.to_dict(marks), ensure_ascii=False)
+        encoded = {k: json.dumps(m) for k, m in marks.items()}
+        if any(text.count(e) != 1 for e in encoded.values()):  # a name in the model spells a mark: no splicing
             return json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
         parts = []
-        for mark, report in marks.items():
-            before, _, text = text.partition(mark)
-            parts += [before, report.tree_json()]
+        for k, e in encoded.items():
+            before, _, text = text.partition(e)
+            parts += [before, self.backends[k].tree_json()]
         parts += [text, "\n"]
         return "".join(parts)
 

@@ -19,6 +19,7 @@ names a known primitive with exactly its arguments. Errors read `file:line: what
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import tomllib
@@ -109,6 +110,9 @@ class Backend:
     path: str
     values: Mapping[str, Scalar] = field(default_factory=dict)
     unknown_op: str = ""
+    #: String parameters that name nodes (comma-separated node names or globs); each gives the ops'
+    #: formulas a 0/1 variable `in_<param>` per node (see `node_set_var`).
+    node_sets: tuple[str, ...] = ()
 
     def with_params(self, overrides: Mapping[str, str | Scalar]) -> Backend:
         """A copy with parameter values overridden; unknown names and bad values are refused."""
@@ -119,7 +123,7 @@ class Backend:
                 raise ParamError(f"backend {self.name!r} has no parameter {key!r} (known: {known})")
             values[key] = _coerce(self.name, key, raw, self.params[key].default)
         return Backend(self.name, self.title, self.version, self.framework, self.conventions,
-                       self.params, self.primitives, self.ops, self.path, values, self.unknown_op)
+                       self.params, self.primitives, self.ops, self.path, values, self.unknown_op, self.node_sets)
 
     @property
     def param_values(self) -> Mapping[str, Scalar]:
@@ -275,6 +279,10 @@ def load_backend(path: str | Path) -> Backend:
             raise RuleError(f"{where}: default of {pname!r} must be a number or a string")
         params[pname] = Param(pname, p["default"], str(p.get("doc", "")), str(p.get("source", "")))
     numeric = {k for k, p in params.items() if isinstance(p.default, (int, float))}
+    node_sets = meta.get("node_sets", [])
+    if not isinstance(node_sets, list) or any(n not in params or not isinstance(params[n].default, str)
+                                              for n in node_sets):
+        raise RuleError(f"{loc.at('backend', 'node_sets')}: node_sets must list string parameters of this file")
 
     raw_prims = data.get("primitives", {})
     prims: dict[str, Primitive] = {}
@@ -313,7 +321,7 @@ def load_backend(path: str | Path) -> Backend:
         if "unsupported" in r:
             ops[op] = OpRule(op, source, str(r.get("doc", "")), unsupported=str(r["unsupported"]))
             continue
-        base_known = numeric | set(variables_for(op))
+        base_known = numeric | set(variables_for(op)) | {node_set_var(n) for n in node_sets}
         raw_variants = r.get("variants") if "variants" in r else [{"steps": r.get("steps"), "let": r.get("let", {})}]
         if not isinstance(raw_variants, list):
             raise RuleError(f"{loc.at(tname, 'variants')}: 'variants' must be an array of tables")
@@ -337,7 +345,22 @@ def load_backend(path: str | Path) -> Backend:
 
     return Backend(name, str(meta.get("title", name)), str(meta.get("version", "")),
                    str(meta.get("framework", "")), str(meta.get("conventions", "")),
-                   params, prims, ops, shown, unknown_op=str(meta.get("unknown_op", "")))
+                   params, prims, ops, shown, unknown_op=str(meta.get("unknown_op", "")), node_sets=tuple(node_sets))
+
+
+def node_set_var(param: str) -> str:
+    """The per-node 0/1 variable of node-set parameter `param`."""
+    return f"in_{param}"
+
+
+def node_in_set(name: str, spec: str) -> bool:
+    """Whether node `name` is named by `spec`: comma-separated entries, each an exact node name, a glob
+    (`fnmatch`, e.g. `/layer1/*`), or a name-scope prefix (`/layer1/layer1.0` matches
+    `/layer1/layer1.0/relu/Relu`)."""
+    for entry in (e.strip() for e in spec.split(",")):
+        if entry and (name == entry or fnmatch.fnmatchcase(name, entry) or name.startswith(entry.rstrip("/") + "/")):
+            return True
+    return False
 
 
 def _check_cycles(prims: Mapping[str, Primitive], loc: _Locator) -> None:

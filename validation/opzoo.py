@@ -46,11 +46,12 @@ def const(name: str, value: float | list[float] | np.ndarray, dtype=np.float32) 
 
 
 def model(name: str, nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]],
-           inits: list[TensorProto] | None = None, outputs: tuple[str, ...] = ("out",)) -> Case:
+           inits: list[TensorProto] | None = None, outputs: tuple[str, ...] = ("out",),
+           out_type: int = TensorProto.FLOAT) -> Case:
     graph = helper.make_graph(
         nodes, name,
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in inputs.items()],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [helper.make_tensor_value_info(o, out_type, None) for o in outputs],
         initializer=inits or [],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -184,6 +185,23 @@ def cases() -> list[Case]:
         helper.make_node("Flatten", ["t"], ["f"], name="/p/Flatten", axis=1),
         helper.make_node("Concat", ["f", "f"], ["out"], name="/p/Concat", axis=0),
     ], {"x": (2, 3, 4)}))
+    # Added for the semi2k rule gaps (tests/test_exporters.py EXPECTED_UNSUPPORTED): ArgMax (a classifier's
+    # last op), HardSigmoid / HardSwish (MobileNetV3); torch exports HardSigmoid with alpha = 1/6.
+    for shape, axis in (((2, 10), -1), ((3, 7), -1), ((1, 64), -1), ((1, 1000), 1), ((4, 5, 3), 1)):
+        tag = "x".join(map(str, shape))
+        out.append(model(f"argmax_{tag}_a{axis % len(shape)}",
+                         [helper.make_node("ArgMax", ["x"], ["out"], name="/head/ArgMax", axis=axis, keepdims=1)],
+                         {"x": shape}, out_type=TensorProto.INT64))
+    for shape in ((2, 10), (3, 7), (1, 64)):
+        out.append(unary("HardSigmoid", shape, alpha=1.0 / 6.0, beta=0.5))
+        out.append(unary("HardSwish", shape))
+    out.append(model("head_gemm_hardswish_argmax", [
+        helper.make_node("Gemm", ["x", "W", "B"], ["g"], name="/fc/Gemm", transB=1),
+        helper.make_node("HardSwish", ["g"], ["h"], name="/act/HardSwish"),
+        helper.make_node("ArgMax", ["h"], ["out"], name="/head/ArgMax", axis=1, keepdims=0),
+    ], {"x": (2, 16)}, [weight("W", (12, 16)), weight("B", (12,))], out_type=TensorProto.INT64))
+    out.append(model("hardsigmoid_default_2x10", [helper.make_node("HardSigmoid", ["x"], ["out"],
+                                                                   name="/act/HardSigmoid")], {"x": (2, 10)}))
     return out
 
 

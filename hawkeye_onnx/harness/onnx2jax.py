@@ -264,6 +264,20 @@ def _clip(node: onnx.NodeProto, ins: list[Value], attrs: dict[str, Any]) -> Valu
     return jnp.clip(x, lo, hi)
 
 
+def _hard_sigmoid(node: onnx.NodeProto, ins: list[Value], attrs: dict[str, Any]) -> Value:
+    """ONNX max(0, min(1, alpha x + beta)); torch's alpha = 1/6, beta = 1/2 is jax.nn.hard_sigmoid."""
+    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    if np.float32(alpha) == np.float32(1.0 / 6.0) and beta == 0.5:
+        return jax.nn.hard_sigmoid(ins[0])
+    return jnp.clip(ins[0] * alpha + beta, 0.0, 1.0)
+
+
+def _argmax(node: onnx.NodeProto, ins: list[Value], attrs: dict[str, Any]) -> Value:
+    if attrs.get("select_last_index", 0):
+        raise UnsupportedOp(f"ArgMax {node.name!r}: select_last_index=1")
+    return jnp.argmax(ins[0], axis=int(attrs.get("axis", 0)), keepdims=bool(attrs.get("keepdims", 1)))
+
+
 def _div(node: onnx.NodeProto, ins: list[Value], attrs: dict[str, Any]) -> Value:
     a, b = ins
     if _is_const(b) and np.issubdtype(np.asarray(b).dtype, np.integer):
@@ -298,6 +312,9 @@ _SECRET_OPS: dict[str, Callable[[onnx.NodeProto, list[Value], dict[str, Any]], V
     "Min": lambda n, i, a: _fold(jnp.minimum, i),
     "Sum": lambda n, i, a: _fold(jnp.add, i),
     "Softmax": _softmax,
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": lambda n, i, a: jax.nn.hard_swish(i[0]),
+    "ArgMax": _argmax,
     "LogSoftmax": lambda n, i, a: jax.nn.log_softmax(i[0], axis=int(a.get("axis", -1))),
     "Equal": lambda n, i, a: jnp.equal(i[0], i[1]),
     "Less": lambda n, i, a: jnp.less(i[0], i[1]),

@@ -1,0 +1,266 @@
+"""The training-graph expander: inference ONNX graph -> forward + loss + backward + optimizer update.
+
+Nodes come out in four consecutive blocks (the phases): the forward graph (unchanged but for
+BatchNormalization, switched to training mode), the loss under
+`/loss/`, the backward nodes `<forward name>_Grad/<Op>_<k>`, and the update under
+`/optimizer/<parameter>/`. Trainable weights are the float initializers on a path to the loss
+(BatchNormalization running statistics are not differentiable inputs); the data inputs get no
+gradient, unless the framework's autodiff computes one anyway (`Autodiff.data_input_grads`).
+The loss reads the model's first output (other outputs get no gradient). Graph inputs added: `label`
+(secret one-hot or target, shape of the model's output), the optimizer
+state `<parameter>.momentum` / `.adam_m` / `.adam_v`, and for CrypTen's style `loss_grad` (its
+encrypted seed). Outputs: the loss, then per parameter its new optimizer state and its updated value
+(the last node of `/optimizer/<parameter>/`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from hawkeye_onnx.errors import ModelError, ParamError
+from hawkeye_onnx.training.builder import Builder
+from hawkeye_onnx.training.functions import DOMAIN, all_functions
+from hawkeye_onnx.training.grads import REGISTRY, STYLES, Autodiff, GradCtx, register
+
+LOSSES = ("cross-entropy", "mse")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+PHASES = ("forward", "loss", "backward", "update")
+_FLOAT = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training step: loss, optimizer and its public hyper-parameters, autodiff style."""
+
+    loss: str = "cross-entropy"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    style: str = "onnx"
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise ParamError(f"--loss {self.loss!r}: choose {' or '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ParamError(f"--optimizer {self.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+        if self.style not in STYLES:
+            raise ParamError(f"autodiff style {self.style!r}: choose from {', '.join(STYLES)}")
+        if not self.lr > 0:
+            raise ParamError(f"--lr {self.lr}: must be a positive number")
+
+
+@register(f"{DOMAIN}::SoftmaxCrossEntropy", diff=(0,))
+def _ce_grad(c: GradCtx, dys: list[str | None]) -> list[str | None]:
+    probs, label = c.node.output[1], c.node.input[1]
+    return [c.custom("SoftmaxCrossEntropyGrad", [dys[0], probs, label], c.shape(c.node.input[0])), None]
+
+
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    g = model.graph
+    out: dict[str, tuple[int, ...]] = {}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        tt = vi.type.tensor_type
+        static = tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim)
+        if vi.type.HasField("tensor_type") and static:
+            out[vi.name] = tuple(d.dim_value for d in tt.shape.dim)
+    for i in g.initializer:
+        out[i.name] = tuple(i.dims)
+    for n in g.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR:
+            out[n.output[0]] = tuple(n.attribute[0].t.dims)
+    return out
+
+
+def _training_mode(node: onnx.NodeProto, opset: int) -> onnx.NodeProto:
+    """BatchNormalization normalises with the batch statistics while training (training_mode, opset >= 14)."""
+    if node.op_type != "BatchNormalization" or opset < 14:
+        return node
+    out = onnx.NodeProto()
+    out.CopyFrom(node)
+    del out.output[1:]  # training mode has exactly 3 outputs: Y and the updated running statistics
+    out.output.extend([f"{node.output[0]}_running_mean", f"{node.output[0]}_running_var"])
+    kept = [a for a in out.attribute if a.name != "training_mode"]
+    del out.attribute[:]
+    out.attribute.extend([*kept, helper.make_attribute("training_mode", 1)])
+    return out
+
+
+def _key(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
+def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
+    """The training graph of a shape-inferred `model`, and the node index range of each phase."""
+    opts.check()
+    style: Autodiff = STYLES[opts.style]
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:
+        raise ModelError(f"opset {opset}: training expansion needs opset >= 13; convert the model with "
+                         "onnx.version_converter.convert_version(model, 17)")
+    if not g.output:
+        raise ModelError("the model has no output to train against")
+    shapes = _static_shapes(model)
+    b = Builder(model, shapes)
+    inits = {i.name: i for i in g.initializer}
+    params = [n for n, i in inits.items() if i.data_type in _FLOAT]
+    data_inputs = [i.name for i in g.input if i.name not in inits]
+    logits = g.output[0].name
+    if logits not in shapes:
+        raise ModelError(f"output {logits!r} has no static shape; bind the inputs with --input-shape / --batch")
+    out_shape = shapes[logits]
+
+    # Forward: which tensors depend on a trainable weight through differentiable inputs.
+    rg: set[str] = set(params) | (set(data_inputs) if style.data_input_grads else set())
+    for n in g.node:
+        rule = REGISTRY.get(_key(n))
+        diff = rule.diff if rule else range(len(n.input))
+        if any(i < len(n.input) and n.input[i] in rg for i in diff):
+            rg.update(o for o in n.output if o)
+
+    forward = [_training_mode(n, opset) for n in g.node]
+    # Loss.
+    label = "label"
+    if opts.loss == "cross-entropy":
+        loss, _probs = b.emit("/loss", "SoftmaxCrossEntropy", [logits, label], 2, DOMAIN)
+        b.shapes[_probs] = out_shape
+    else:
+        diff = b.op("/loss", "Sub", [logits, label], out_shape)
+        sq = b.op("/loss", "Pow", [diff, b.const("/loss", 2.0)], out_shape)
+        loss = b.op("/loss", "ReduceMean", [sq], (), keepdims=0)
+    b.shapes[loss] = ()
+    rg.update(o for n in b.nodes for o in n.output if n.op_type != "Constant")
+    loss_nodes = list(b.nodes)
+    seed = "loss_grad" if style.secret_seed else b.const("/loss", 1.0)
+    n_loss = len(b.nodes)
+
+    # Backward, in reverse order of the forward + loss nodes.
+    grads: dict[str, list[str]] = {loss: [seed]}
+    if opts.loss == "mse" and not style.secret_seed:
+        # With a public seed, XLA folds d mean(d^2) = d * (2 / size) into one public product.
+        pow_node = next(n for n in loss_nodes if n.op_type == "Pow")
+        scale = b.const(f"{pow_node.name}_Grad", 2.0 / max(1, int(np.prod(out_shape))))
+        grads = {pow_node.input[0]: [b.op(f"{pow_node.name}_Grad", "Mul", [pow_node.input[0], scale], out_shape)]}
+    detached: list[list[str]] = []  # [op, node] where the framework's autograd stops
+    for n in reversed(forward + loss_nodes):
+        if not any(o in grads for o in n.output):
+            continue
+        key = _key(n)
+        if key in style.detached:
+            detached.append([key, n.name or n.output[0]])
+            continue
+        rule = REGISTRY.get(key)
+        diff = rule.diff if rule else tuple(range(len(n.input)))
+        needs = [i in diff and bool(x) and x in rg for i, x in enumerate(n.input)]
+        if not any(needs):
+            continue
+        if rule is None:
+            known = ", ".join(sorted(k for k in REGISTRY if "::" not in k))
+            raise ModelError(f"no gradient rule for {key} (node {n.name or n.output[0]!r}), which lies between a "
+                             f"trainable weight and the loss; ops with gradient rules: {known}")
+        ctx = GradCtx(b, n, needs, style)
+        dys: list[str | None] = []
+        for o in n.output:
+            parts = grads.get(o)
+            if not parts:
+                dys.append(None)
+            elif len(parts) == 1:
+                dys.append(parts[0])
+            else:
+                dys.append(ctx.op("Sum", parts, b.shapes.get(o)))
+        if dys[0] is None:
+            raise ModelError(f"node {n.name!r} ({key}): only its first output may carry a gradient")
+        for x, gx in zip(n.input, rule.fn(ctx, dys), strict=False):
+            if gx is not None and x in rg:
+                grads.setdefault(x, []).append(gx)
+    n_back = len(b.nodes)
+
+    # Update.
+    trained = [p for p in params if p in grads]
+    if not trained and not detached:
+        raise ModelError("no float initializer (weight) lies on a path to the output: nothing to train")
+    new_inputs: list[onnx.ValueInfoProto] = [helper.make_tensor_value_info(label, TensorProto.FLOAT, out_shape)]
+    if style.secret_seed:
+        new_inputs.append(helper.make_tensor_value_info("loss_grad", TensorProto.FLOAT, []))
+    outputs = [helper.make_tensor_value_info(loss, TensorProto.FLOAT, [])]
+    for p in trained:
+        scope = f"/optimizer/{p}"
+        sp = tuple(inits[p].dims)
+        parts = grads[p]
+        gsum = parts[0] if len(parts) == 1 else b.op(scope, "Sum", parts, sp)
+        states, new_states = _optimizer(b, scope, p, gsum, sp, opts, style)
+        for s in states:
+            new_inputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, sp))
+        for s in new_states[:-1]:
+            outputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, sp))
+        outputs.append(helper.make_tensor_value_info(new_states[-1], TensorProto.FLOAT, sp))
+
+    graph = helper.make_graph(forward + b.nodes, (g.name or "model") + "_training",
+                              [*g.input, *new_inputs], outputs, list(g.initializer),
+                              value_info=list(g.value_info))
+    imports = [o for o in model.opset_import if o.domain != DOMAIN] + [helper.make_opsetid(DOMAIN, 1)]
+    funcs = all_functions(opset)
+    out = helper.make_model(graph, opset_imports=imports, producer_name="hawkeye-onnx expand",
+                            functions=[funcs[f] for f in sorted(b.custom)])
+    out.ir_version = max(model.ir_version, 8)
+    nf = len(forward)
+    phases = {"forward": (0, nf), "loss": (nf, nf + n_loss), "backward": (nf + n_loss, nf + n_back),
+              "update": (nf + n_back, nf + len(b.nodes))}
+    meta = {"loss": opts.loss, "optimizer": opts.optimizer, "lr": opts.lr, "style": opts.style,
+            "phases": phases, "parameters": trained, "detached": detached}
+    helper.set_model_props(out, {"hawkeye.training": json.dumps(meta)})
+    return out, phases
+
+
+def _optimizer(b: Builder, scope: str, p: str, g: str, sp: tuple[int, ...],
+               o: TrainOptions, style: Autodiff) -> tuple[list[str], list[str]]:
+    """Emit one parameter's update; returns (state inputs, [new states..., updated parameter])."""
+    def mul(x: str, k: float) -> str:
+        return b.op(scope, "Mul", [x, b.const(scope, k)], sp)
+
+    if o.optimizer == "sgd":  # crypten/optim/sgd.py: p.sub_(d_p.mul(lr))
+        return [], [b.op(scope, "Sub", [p, mul(g, o.lr)], sp)]
+    if o.optimizer == "momentum":  # crypten/optim/sgd.py: buf.mul_(momentum).add_(d_p); p -= lr * buf
+        v = f"{p}.momentum"
+        nv = b.op(scope, "Add", [mul(v, o.momentum), g], sp)
+        return [v], [nv, b.op(scope, "Sub", [p, mul(nv, o.lr)], sp)]
+    # Adam (Kingma & Ba, first step's bias correction): secret square, sqrt and division per element.
+    m, v = f"{p}.adam_m", f"{p}.adam_v"
+    nm = b.op(scope, "Add", [mul(m, o.beta1), mul(g, 1 - o.beta1)], sp)
+    nv = b.op(scope, "Add", [mul(v, o.beta2), mul(b.op(scope, "Mul", [g, g], sp), 1 - o.beta2)], sp)
+    mhat, vhat = mul(nm, 1 / (1 - o.beta1)), mul(nv, 1 / (1 - o.beta2))
+    if o.eps < style.rsqrt_below:
+        direction = b.op(scope, "Mul", [mhat, b.emit(scope, "Rsqrt", [vhat], 1, DOMAIN, sp)[0]], sp)
+    else:
+        denom = b.op(scope, "Add", [b.op(scope, "Sqrt", [vhat], sp), b.const(scope, o.eps)], sp)
+        direction = b.op(scope, "Div", [mhat, denom], sp)
+    step = mul(direction, o.lr)
+    return [m, v], [nm, nv, b.op(scope, "Sub", [p, step], sp)]
+
+
+def check(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`onnx.checker.check_model(full_check=True)` and strict shape inference; returns the inferred model."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"the expanded training graph is invalid (a bug): {first[:300]}") from None
+
+
+def missing_shapes(model: onnx.ModelProto) -> list[str]:
+    """Tensors of the (shape-inferred) graph without a full static shape."""
+    known = _static_shapes(model)
+    names = {o for n in model.graph.node for o in n.output if o}
+    return sorted(n for n in names if n not in known)
+
+
+__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "missing_shapes"]

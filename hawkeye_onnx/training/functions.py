@@ -1,0 +1,108 @@
+"""The `ai.hawkeye` ops of a training graph, as ONNX model-local functions.
+
+Each is a standard-op body (so `onnx.checker` and shape inference see through it) with a name the
+cost rules can key on, because its cost under MPC differs from the cost of its body:
+- `ReluGrad(dY, X)`: dY where X > 0. CrypTen and SPU reuse the comparison bit of the forward ReLU
+  (crypten/gradients.py AutogradReLU saves `input.gt(0)`; XLA keeps jax.nn.relu's `x > 0`), so only
+  the product by the mask is paid, not a second comparison (the body recomputes it).
+- `MaxPoolGrad(dY, X)`: scatter dY to the argmax of each window (CrypTen saves the one-hot argmax of
+  the forward, crypten/gradients.py AutogradMaxPool2D; only the product by it is paid).
+- `SoftmaxCrossEntropy(logits, label) -> (loss, probs)`: mean over the batch of -sum(label * log
+  softmax(logits)), label one-hot and secret (crypten/gradients.py AutogradCrossEntropy).
+- `SoftmaxCrossEntropyGrad(dloss, probs, label)`: (probs - label) / batch * dloss.
+- `Rsqrt(X)`: 1 / sqrt(X), one kernel in SPU (hal f_rsqrt), what its compiler makes of a / sqrt(b).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import AttributeProto, FunctionProto, helper, numpy_helper
+
+DOMAIN = "ai.hawkeye"
+
+
+def _const(name: str, value: float | list[int], dtype: type = np.float32) -> object:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value, dtype=dtype)))
+
+
+def _relu_grad(opset: int) -> FunctionProto:
+    nodes = [
+        _const("zero", 0.0),
+        helper.make_node("Greater", ["X", "zero"], ["mask"]),
+        helper.make_node("Where", ["mask", "dY", "zero"], ["dX"]),
+    ]
+    return helper.make_function(DOMAIN, "ReluGrad", ["dY", "X"], ["dX"], nodes,
+                                [helper.make_opsetid("", opset)])
+
+
+def _maxpool_grad(opset: int) -> FunctionProto:
+    refs = [helper.make_attribute_ref(a, t) for a, t in (
+        ("kernel_shape", AttributeProto.INTS), ("strides", AttributeProto.INTS), ("pads", AttributeProto.INTS),
+        ("dilations", AttributeProto.INTS), ("ceil_mode", AttributeProto.INT))]
+    pool = helper.make_node("MaxPool", ["X"], ["Y", "idx"])
+    pool.attribute.extend(refs)
+    nodes = [
+        pool,
+        _const("flat", [-1], np.int64),
+        helper.make_node("Size", ["X"], ["size"]),
+        helper.make_node("Reshape", ["size", "flat"], ["size1"]),
+        helper.make_node("ConstantOfShape", ["size1"], ["zeros"]),
+        helper.make_node("Reshape", ["idx", "flat"], ["idx1"]),
+        helper.make_node("Reshape", ["dY", "flat"], ["dY1"]),
+        # overlapping windows add up (reduction needs opset 16; before it, windows must not overlap)
+        helper.make_node("ScatterElements", ["zeros", "idx1", "dY1"], ["dX1"], axis=0,
+                         **({"reduction": "add"} if opset >= 16 else {})),
+        helper.make_node("Shape", ["X"], ["shape"]),
+        helper.make_node("Reshape", ["dX1", "shape"], ["dX"]),
+    ]
+    return helper.make_function(DOMAIN, "MaxPoolGrad", ["dY", "X"], ["dX"], nodes,
+                                [helper.make_opsetid("", opset)],
+                                attributes=["kernel_shape", "strides", "pads", "dilations", "ceil_mode"])
+
+
+def _batch(src: str) -> list:
+    """Nodes computing `batch` (float) = dim 0 of `src`."""
+    return [
+        helper.make_node("Shape", [src], ["shape"], start=0, end=1),
+        helper.make_node("Cast", ["shape"], ["batch1"], to=1),
+        _const("no_axes", [0], np.int64),
+        helper.make_node("Squeeze", ["batch1", "no_axes"], ["batch"]),
+    ]
+
+
+def _cross_entropy(opset: int) -> FunctionProto:
+    nodes = [
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+        helper.make_node("Log", ["probs"], ["logp"]),
+        helper.make_node("Mul", ["logp", "label"], ["picked"]),
+        helper.make_node("ReduceSum", ["picked"], ["total"], keepdims=0),
+        helper.make_node("Neg", ["total"], ["neg"]),
+        *_batch("logits"),
+        helper.make_node("Div", ["neg", "batch"], ["loss"]),
+    ]
+    return helper.make_function(DOMAIN, "SoftmaxCrossEntropy", ["logits", "label"], ["loss", "probs"], nodes,
+                                [helper.make_opsetid("", opset)])
+
+
+def _cross_entropy_grad(opset: int) -> FunctionProto:
+    nodes = [
+        helper.make_node("Sub", ["probs", "label"], ["diff"]),
+        *_batch("probs"),
+        helper.make_node("Div", ["diff", "batch"], ["scaled"]),
+        helper.make_node("Mul", ["scaled", "dloss"], ["dlogits"]),
+    ]
+    return helper.make_function(DOMAIN, "SoftmaxCrossEntropyGrad", ["dloss", "probs", "label"], ["dlogits"], nodes,
+                                [helper.make_opsetid("", opset)])
+
+
+def _rsqrt(opset: int) -> FunctionProto:
+    nodes = [helper.make_node("Sqrt", ["X"], ["root"]), helper.make_node("Reciprocal", ["root"], ["Y"])]
+    return helper.make_function(DOMAIN, "Rsqrt", ["X"], ["Y"], nodes, [helper.make_opsetid("", opset)])
+
+
+def all_functions(opset: int) -> dict[str, FunctionProto]:
+    """Every `ai.hawkeye` function over the model's default-domain `opset`, by op name (the expander adds
+    those it used to the model)."""
+    made = (_relu_grad(opset), _maxpool_grad(opset), _cross_entropy(opset), _cross_entropy_grad(opset),
+            _rsqrt(opset))
+    return {f.name: f for f in made}

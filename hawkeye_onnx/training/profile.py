@@ -1,0 +1,136 @@
+"""Price one training step per backend and split it into phases.
+
+For each backend the graph is expanded in that framework's autodiff style (what its autodiff really
+computes, `grads.STYLES`), loaded through the core pipeline (shape inference, IR), priced by the
+backend's rules and aggregated into the module tree (backward nodes land in their forward node's
+module). A backward node is priced by the rule `backward::<Op>` when the backend has one (the same
+op costs differently inside a framework's autograd than in an ONNX model it loads, e.g. a ReduceSum
+with an axes input, or ConvTranspose, which crypten.nn.from_onnx cannot load but its autograd runs),
+else by the op's own rule; likewise `train::<Op>` for a forward op that runs differently in training
+mode (BatchNormalization with batch statistics). Phases are the node ranges the expander reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from hawkeye_onnx.aggregate import ModuleIndex, build_report
+from hawkeye_onnx.cost import price
+from hawkeye_onnx.ir import Graph, Node, build_graph
+from hawkeye_onnx.load import load, require_static
+from hawkeye_onnx.profile import CONVENTIONS
+from hawkeye_onnx.result import ModelInfo, Profile, Totals, UnsupportedOp
+from hawkeye_onnx.rules import Backend, load_backends
+from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
+
+#: The autodiff a backend's framework runs (others: the minimal gradient graph).
+BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
+BACKWARD = "backward"
+TRAIN = "train"
+INFERENCE_ONLY = ("{title} is an inference-only framework (no backward or optimizer protocol): the loss, backward "
+                  "and update nodes it has a rule for are priced with its inference protocols (weights secret), "
+                  "the others are listed here; read its training cost as a lower bound from its primitives")
+DETACHED_REASON = ("the framework's module cuts the autograd graph here (crypten/nn/module.py GlobalAveragePool "
+                   "uses input.shallow_copy()): no layer before it gets a gradient, so it is not trained; "
+                   "the step is priced as the framework runs it")
+
+
+def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str,
+             only: Callable[[Node], bool] | None = None) -> Graph:
+    """Nodes in `span` whose op has a `<context>::<op>` rule in `backend` get that domain (IR only)."""
+    nodes = list(graph.nodes)
+    changed = False
+    for i in range(*span):
+        n = nodes[i]
+        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
+        if f"{context}::{key}" in backend.ops and (only is None or only(n)):
+            domain = context if n.domain in ("", "ai.onnx") else f"{context}::{n.domain}"
+            nodes[i] = dataclasses.replace(n, domain=domain)
+            changed = True
+    return dataclasses.replace(graph, nodes=tuple(nodes)) if changed else graph
+
+
+def _training_mode(node: Node) -> bool:
+    return bool(node.attrs.get("training_mode", 0))
+
+
+def _phase_totals(node_cost: np.ndarray, phases: Mapping[str, tuple[int, int]]) -> dict[str, Totals]:
+    out = {}
+    for name in PHASES:
+        lo, hi = phases[name]
+        out[name] = Totals.of(node_cost[lo:hi].sum(axis=0).tolist())
+    return out
+
+
+def profile_train(
+    model: str | os.PathLike | onnx.ModelProto,
+    options: TrainOptions | Sequence[TrainOptions] | None = None,
+    backends: Iterable[str] | None = None,
+    params: Mapping[str, Mapping[str, str | int | float]] | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    batch: int | None = None,
+    depth: int | None = None,
+) -> Profile:
+    """Profile one training step of `model`. Several `options` (e.g. one per optimizer) give one run
+    each: the first is the main result (`backends`), every run is summarised in `training.runs`."""
+    if options is None:
+        options = TrainOptions()
+    runs = [options] if isinstance(options, TrainOptions) else list(options)
+    for o in runs:
+        o.check()
+    loaded = load(model, input_shapes, batch)
+    require_static(loaded)
+    selected = load_backends(list(backends) if backends is not None else None,
+                             {b: dict(p) for b, p in (params or {}).items()})
+    results = []
+    for opts in runs:
+        reports = {}
+        for b in selected:
+            style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
+            train, phases = expand(loaded.model, style_opts)
+            inferred = load(train).model
+            graph = build_graph(inferred)
+            graph.extra["shape_hint"] = loaded.shape_hint
+            priced_graph = _context(graph, b, phases["backward"], BACKWARD)
+            # a forward op that runs differently while training (BatchNormalization on batch statistics)
+            priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
+            cost = price(priced_graph, b)
+            rep = build_report(priced_graph, cost, ModuleIndex(priced_graph), depth)
+            rep = dataclasses.replace(rep, phases=_phase_totals(cost.node_cost, phases))
+            meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
+            for op in sorted({op for op, _ in meta["detached"]}):
+                cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
+                                    tuple(name for o, name in meta["detached"] if o == op))
+                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, cut))
+            if b.name not in BACKEND_STYLE:
+                note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
+                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, note))
+            reports[b.name] = rep
+        results.append((opts, reports))
+    name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
+    base = build_graph(loaded.model)
+    info = ModelInfo(name=name, path=loaded.path, sha256=loaded.sha256,
+                     producer=" ".join(x for x in (loaded.model.producer_name, loaded.model.producer_version) if x),
+                     opset=base.opset, inputs=dict(loaded.input_shapes), nodes=len(base.nodes),
+                     parameters=base.parameters)
+    first_opts, first = results[0]
+    training = {
+        "loss": first_opts.loss, "optimizer": first_opts.optimizer, "lr": first_opts.lr,
+        "momentum": first_opts.momentum, "beta1": first_opts.beta1, "beta2": first_opts.beta2, "eps": first_opts.eps,
+        "styles": {b.name: BACKEND_STYLE.get(b.name, "onnx") for b in selected},
+        "runs": [{"optimizer": o.optimizer, "loss": o.loss,
+                  "backends": {k: {"total": r.total.to_dict(),
+                                   "phases": {p: t.to_dict() for p, t in (r.phases or {}).items()}}
+                               for k, r in reps.items()}} for o, reps in results],
+    }
+    conventions = dict(CONVENTIONS)
+    conventions["phases"] = ("forward = the model; loss = the loss value; backward = every gradient the "
+                             "framework's autodiff computes (loss gradient included); update = the optimizer step")
+    return Profile(info, "train", first, conventions, training=training)
