@@ -184,13 +184,15 @@ def main() -> None:
     ap.add_argument("--sizes", default="20k,200k,1M", help="comma-separated node counts (k/M suffixes)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept")
     ap.add_argument("--dir", type=Path, default=None, help="keep the models here (default: a temp folder)")
+    ap.add_argument("--modes", default="inference,train",
+                    help="modes to time (train only where the CLI has --mode)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     folder_ctx = tempfile.TemporaryDirectory(prefix="hawkeye-bench-") if args.dir is None else None
     folder = Path(folder_ctx.name) if folder_ctx else args.dir
     folder.mkdir(parents=True, exist_ok=True)
     helptext = _report_help()
-    modes = ["inference", "train"] if "--mode" in helptext else ["inference"]
+    modes = [m for m in args.modes.split(",") if m == "inference" or "--mode" in helptext]
     quiet = ["--quiet"] if "--quiet" in helptext else []
     rows = []
     print(f"{'nodes':>9} {'mode':>9} {'floor s':>8} {'cpu s':>6} {'floor MB':>9} {'report s':>9} {'cpu s':>6} "
