@@ -21,6 +21,7 @@ from hawkeye_onnx.html_report import render_html
 from hawkeye_onnx.load import parse_shape
 from hawkeye_onnx.network import networks
 from hawkeye_onnx.profile import profile
+from hawkeye_onnx.progress import StageProgress
 from hawkeye_onnx.render import render_markdown, render_table
 from hawkeye_onnx.rules import load_backends
 
@@ -115,6 +116,8 @@ def report(
                                            "(sgd,adam).")] = "sgd",
     loss: Annotated[str, typer.Option(help="--mode train: cross-entropy or mse (label secret).")] = "cross-entropy",
     lr: Annotated[float, typer.Option(help="--mode train: learning rate (public).")] = 0.01,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar on stderr (it shows only on a "
+                                        "terminal, for models that take over a second).")] = False,
     debug: Annotated[bool, typer.Option(help="Show a traceback on errors.")] = False,
 ) -> None:
     """Profile MODEL's communication under each backend (default: a table per backend, top modules and operators).
@@ -135,21 +138,25 @@ def report(
         shapes = dict(parse_shape(s) for s in (input_shape or []))
         if mode not in ("inference", "train"):
             raise ParamError(f"--mode {mode!r}: choose inference or train")
-        if mode == "train":
-            if public_weights:
-                raise ParamError("--public-weights with --mode train: training updates the weights, they stay secret")
-            from hawkeye_onnx.cli_train import train_options
-            from hawkeye_onnx.training import profile_train
+        if mode == "train" and public_weights:
+            raise ParamError("--public-weights with --mode train: training updates the weights, they stay secret")
+        with StageProgress(enabled=not quiet) as bar:
+            if mode == "train":
+                from hawkeye_onnx.cli_train import train_options
+                from hawkeye_onnx.training import profile_train
 
-            result = profile_train(model, train_options(optimizer, loss, lr), backends=_parse_backends(backend),
-                                   params=_parse_params(param or []), input_shapes=shapes, batch=batch,
-                                   depth=depth if fmt == "json" else None)
-        else:
-            result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
-                             input_shapes=shapes, batch=batch, public_weights=public_weights,
-                             depth=depth if fmt == "json" else None)
+                result = profile_train(model, train_options(optimizer, loss, lr), backends=_parse_backends(backend),
+                                       params=_parse_params(param or []), input_shapes=shapes, batch=batch,
+                                       depth=depth if fmt == "json" else None)
+            else:
+                result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
+                                 input_shapes=shapes, batch=batch, public_weights=public_weights,
+                                 depth=depth if fmt == "json" else None, progress=bar)
+            if fmt == "json":  # under the bar too: a big tree takes seconds to write
+                bar("writing JSON", 1, 1)
+                json_text = result.to_json()
         if fmt == "json":
-            text = result.to_json()
+            text = json_text
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
             if result.training and len(result.training.get("runs", ())) > 1:  # --optimizer sgd,adam

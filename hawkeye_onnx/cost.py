@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
-from hawkeye_onnx.errors import RuleError
-from hawkeye_onnx.ir import Graph, Node
-from hawkeye_onnx.opvars import GENERIC_VARS, REGISTRY, generic
+from hawkeye_onnx.errors import ModelError, RuleError
+from hawkeye_onnx.ir import Graph, paused_gc
+from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
 #: Four quantities per node: online bytes, online rounds, offline bytes, offline rounds.
@@ -33,6 +33,7 @@ class StepCost:
     nodes: np.ndarray  # node indices into Graph.nodes
     calls: np.ndarray  # how many times the primitive runs for each node
     cost: np.ndarray  # shape (len(nodes), 4), int64, see QUANTITIES
+    batch: int = 0  # steps of one rule variant on one set of nodes share it (their `nodes` are equal)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,6 @@ class BackendCost:
     node_cost: np.ndarray  # (num_nodes, 4) int64
     steps: tuple[StepCost, ...]
     unsupported: tuple[Unsupported, ...]
-
-
-def _op_key(node: Node) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
 
 
 def _as_int(value: np.ndarray | int | float, count: int, what: str, where: str) -> np.ndarray:
@@ -122,39 +119,39 @@ def _call(expr, env, backend: Backend, where: str):
         raise RuleError(f"{where}: unknown variable {exc.args[0]!r} in {expr.text!r}") from None
 
 
+@paused_gc()
 def price(graph: Graph, backend: Backend) -> BackendCost:
     """Price every node of `graph` under `backend`."""
-    groups: dict[str, list[int]] = {}
+    groups: list[str] = []
     unsupported: dict[str, tuple[str, list[str]]] = {}
-    for node in graph.nodes:
-        if not any(graph.tensors[x].secret for x in node.inputs if x):
-            continue
-        key = _op_key(node)
+    for key, idx in graph.columns.groups.items():  # only nodes with a secret input cost anything
         rule = backend.ops.get(key)
-        if rule is None and node.domain not in ("", "ai.onnx"):
-            reason = non_default_reason(node.domain, key, backend.title)
-            unsupported.setdefault(key, (reason, []))[1].append(node.name or key)
-        elif rule is None:
+        if rule is not None and rule.unsupported is None:
+            if not rule.free:
+                groups.append(key)
+            continue
+        if rule is not None:
+            reason = rule.unsupported
+        elif "::" in key:
+            reason = non_default_reason(graph.nodes[int(idx[0])].domain, key, backend.title)
+        else:
             reason = backend.unknown_op or f"no {backend.name} rule for {key}"
-            unsupported.setdefault(key, (reason, []))[1].append(node.name or key)
-        elif rule.unsupported is not None:
-            unsupported.setdefault(key, (rule.unsupported, []))[1].append(node.name or key)
-        elif not rule.free:
-            groups.setdefault(key, []).append(node.index)
+        unsupported[key] = (reason, [graph.nodes[i].name or key for i in idx.tolist()])
 
     evaluator = _Evaluator(backend)
     node_cost = np.zeros((len(graph.nodes), 4), dtype=np.int64)
     steps: list[StepCost] = []
-    for key, idx in groups.items():
+    batch = 0
+    for key in groups:
         rule = backend.ops[key]
-        env = _group_env(graph, key, idx)
+        env = _group_env(graph, key)
         env.update(evaluator.params)
+        indices = graph.columns.groups[key]
         for param in backend.node_sets:
             spec = str(backend.param_values[param])
-            env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec)) for i in idx],
-                                                dtype=np.int64)
-        indices = np.asarray(idx, dtype=np.int64)
-        remaining = np.ones(len(idx), dtype=bool)
+            env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec))
+                                                 for i in indices.tolist()], dtype=np.int64)
+        remaining = np.ones(len(indices), dtype=bool)
         for v_i, variant in enumerate(rule.variants):
             ctx = f"op {key} variant {v_i + 1}"
             mask = remaining.copy()
@@ -172,11 +169,13 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             count = int(mask.sum())
             for name, expr in variant.lets:
                 sub[name] = _call(expr, sub, backend, ctx)
+            chosen = indices[mask]
             for step in variant.steps:
                 calls, cost = evaluator.step(step, sub, count, ctx)
                 total = calls[:, None] * cost
-                node_cost[indices[mask]] += total
-                steps.append(StepCost(step.prim, indices[mask], calls, total))
+                node_cost[chosen] += total
+                steps.append(StepCost(step.prim, chosen, calls, total, batch))
+            batch += 1
         if remaining.any():
             names = [graph.nodes[i].name or key for i in indices[remaining]]
             reason = f"no variant of the {backend.name} rule for {key} matches these nodes"
@@ -185,20 +184,27 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
                        tuple(Unsupported(k, r, tuple(n)) for k, (r, n) in sorted(unsupported.items())))
 
 
-def _group_env(graph: Graph, key: str, idx: list[int]) -> dict[str, object]:
-    """Shape variables of a group of nodes as columns (one numpy array per variable)."""
-    extra = REGISTRY.get(key)
-    rows = []
-    for i in idx:
-        node = graph.nodes[i]
-        row = generic(node, graph)
+def _group_env(graph: Graph, key: str) -> dict[str, object]:
+    """Shape variables of the op group `key` (every node of that op type with a secret input) as columns,
+    one numpy array per variable; computed once per graph and shared by every backend."""
+    cache = graph.opvars_cache
+    env = cache.get(key)
+    if env is None:
+        idx = graph.columns.groups[key]
+        env = generic_columns(graph, idx)
+        extra = REGISTRY.get(key)
         if extra is not None:
-            row.extend(extra.compute(node, graph))
-        rows.append(row)
-    names = GENERIC_VARS + (extra.names if extra else ())
-    table = np.asarray(rows, dtype=object)
-    env: dict[str, object] = {}
-    for j, name in enumerate(names):
-        col = table[:, j]
-        env[name] = col.astype(np.float64) if any(isinstance(x, float) for x in col) else col.astype(np.int64)
-    return env
+            rows = []
+            for i in idx.tolist():
+                node = graph.nodes[i]
+                try:
+                    rows.append(extra.compute(node, graph))
+                except (IndexError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+                    raise ModelError(f"{key} node {node.name!r}: its attributes do not fit its input shapes "
+                                     f"({type(exc).__name__}: {str(exc)[:80]}); check the export") from None
+            table = np.asarray(rows, dtype=object).reshape(len(rows), len(extra.names))
+            for j, name in enumerate(extra.names):
+                col = table[:, j]
+                env[name] = col.astype(np.float64) if any(isinstance(x, float) for x in col) else col.astype(np.int64)
+        cache[key] = env
+    return dict(env)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,10 @@ def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto,
         raise ModelError(f"{path}: not an ONNX model or the file is truncated/corrupt ({type(exc).__name__})") from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise ModelError(f"{path}: not an ONNX model (no graph in the protobuf)")
+    g = model.graph
+    texts = [model.producer_name, model.producer_version, g.name, *(vi.name for vi in (*g.input, *g.output))]
+    if any(type(t) is not str for t in texts):  # protobuf gives bytes for a string that is not UTF-8
+        raise ModelError(f"{path}: a name in the model header is not valid UTF-8 text; the file is corrupt")
     return model, str(path), hashlib.sha256(data).hexdigest()
 
 
@@ -72,10 +77,14 @@ def _check_external_locations(model: onnx.ModelProto, path: str | None) -> None:
     """Refuse external-data locations outside the model's folder (path traversal), though we never read them:
     a file that names /etc/shadow or ../../secrets is hostile, and other tools that load it would follow it."""
     base = Path(path).resolve().parent if path else None
+    checked: set[str] = set()  # a big model keeps all its weights in one or a few files
     for init in model.graph.initializer:
         if init.data_location != TensorProto.EXTERNAL:
             continue
         location = next((e.value for e in init.external_data if e.key == "location"), "")
+        if location in checked:
+            continue
+        checked.add(location)
         loc = Path(location)
         outside = loc.is_absolute() or ".." in loc.parts
         if base is not None and not outside:
@@ -149,10 +158,17 @@ def ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     except ImportError:
         return None
-    try:
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
-    except Exception:
-        return None
+    # When it cannot finish, onnxruntime saves `sym_shape_infer_temp.onnx` (and the weights as `<uuid>.data`)
+    # into the working directory before raising: run it from a scratch folder so the user's stays clean.
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="hawkeye-ort-") as scratch:
+        os.chdir(scratch)
+        try:
+            return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
+        except Exception:
+            return None
+        finally:
+            os.chdir(here)
 
 
 def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -174,7 +190,7 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
                 out.type.tensor_type.ClearField("shape")
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
     symbolic = _symbolic_inputs(inferred)
@@ -192,7 +208,18 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
         shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim)
         if tt.elem_type == TensorProto.UNDEFINED:
             raise ModelError(f"{shown}: input {vi.name!r} has no tensor type")
+        _check_dims(vi.name, shapes[vi.name], shown)
     return LoadedModel(inferred, path, digest, shapes, hint)
+
+
+def _check_dims(name: str, shape: tuple[int | str, ...], shown: str) -> None:
+    """A negative or zero input dim is absurd: it would price the model at zero, silently."""
+    bad = [d for d in shape if isinstance(d, int) and d <= 0]
+    if bad:
+        what = "negative" if bad[0] < 0 else "zero"
+        text = "x".join(map(str, shape))
+        raise ModelError(f"{shown}: input {name!r} has a {what} dim ({bad[0]}) in its shape {text}: absurd dims; "
+                         f"bind real ones with --input-shape {name}=DIMS or --batch N")
 
 
 def require_static(loaded: LoadedModel) -> None:

@@ -78,6 +78,27 @@ def generic(node: Node, graph: Graph) -> list[int]:
     return [_size(out_shape), *sizes, *flags, len(out_shape)]
 
 
+def generic_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """`generic` for many nodes at once, from the graph's columns (no per-node Python). A node with an
+    unknown or absurd shape is handed to `generic`, which raises the error naming it."""
+    col = graph.columns
+    ins, out = col.node_in[idx], col.node_out[idx]
+    present = ins >= 0
+    in_size = np.where(present, col.size[ins], 0)
+    has_out = out >= 0
+    out_size = np.where(has_out, col.size[out], 1)
+    bad = (present & ((in_size < 0) | (in_size > MAX_ELEMENTS))).any(axis=1)
+    bad |= (out == -2) | (has_out & ((out_size < 0) | (out_size > MAX_ELEMENTS)))
+    if bad.any():
+        first = graph.nodes[int(idx[int(np.argmax(bad))])]
+        generic(first, graph)
+        raise ModelError(f"node {first.name!r}: a tensor it reads or writes has no usable shape")
+    flags = np.where(present, col.secret[ins], False).astype(np.int64)
+    values = [out_size, in_size[:, 0], in_size[:, 1], in_size[:, 2], flags[:, 0], flags[:, 1], flags[:, 2],
+              np.where(has_out, col.rank[out], 0)]
+    return dict(zip(GENERIC_VARS, values, strict=True))
+
+
 @register("MatMul", ["batch", "m", "k", "q", "a_batch", "b_batch"])
 def _matmul(node: Node, graph: Graph) -> list[int]:
     """`batch`: matrices in the output; `a_batch`/`b_batch`: matrices each operand holds (1 = 2-D)."""
@@ -146,6 +167,9 @@ def _global_pool(node: Node, graph: Graph) -> list[int]:
 
 def _axis(node: Node, rank: int, default: int) -> int:
     axis = int(node.attrs.get("axis", default))
+    if not -rank <= axis < max(rank, 1):
+        raise ModelError(f"{node.op_type} node {node.name!r}: axis {axis} is out of range for rank {rank}; "
+                         "fix the export")
     return axis + rank if axis < 0 else axis
 
 

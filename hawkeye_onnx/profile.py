@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import onnx
@@ -36,15 +36,20 @@ def profile(
     batch: int | None = None,
     public_weights: bool = False,
     depth: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Profile:
     """Profile the communication of `model` under each backend.
 
     `params` maps backend name -> {parameter: value}, e.g. `{"crypten": {"parties": 3}}`.
     `input_shapes` binds graph inputs, e.g. `{"input": (1, 3, 32, 32)}`; `batch` sets dim 0 of
     every input. `depth` limits the module tree (None: modules, nodes and primitives).
+    `progress(stage, done, total)` is called as stages start (the CLI's progress bar).
     """
+    progress = progress or (lambda stage, done, total: None)
+    progress("reading the model and inferring shapes", 0, 3)
     loaded = load(model, input_shapes, batch)
     require_static(loaded)
+    progress("building the graph", 1, 3)
     graph = build_graph(loaded.model, public_weights=public_weights)
     if any(t.shape is None for t in graph.tensors.values()):
         better = ort_symbolic(loaded.model)  # onnx left some shape unknown: try onnxruntime's inference
@@ -54,7 +59,10 @@ def profile(
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})
     modules = ModuleIndex(graph)
-    reports = {b.name: build_report(graph, price(graph, b), modules, depth) for b in selected}
+    reports = {}
+    for i, b in enumerate(selected):
+        progress(f"pricing {b.name}", 2 + i, 2 + len(selected))
+        reports[b.name] = build_report(graph, price(graph, b), modules, depth)
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
     info = ModelInfo(
         name=name,

@@ -97,6 +97,23 @@ class UnsupportedOp:
         return {"op_type": self.op_type, "reason": self.reason, "nodes": list(self.nodes)}
 
 
+class _LazyTree:
+    """`BackendReport.tree`: holds a TreeNode, or a source with `build()` (and `json()`) that makes it on
+    first read. A million-node model's tree is millions of records that the JSON writer never needs."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> TreeNode:
+        if obj is None:
+            raise AttributeError("tree")  # no class-level default (dataclasses asks this way)
+        value = obj.__dict__["_tree"]
+        if not isinstance(value, TreeNode):
+            value = value.build()
+            obj.__dict__["_tree"] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_tree"] = value
+
+
 @dataclass(frozen=True)
 class BackendReport:
     name: str
@@ -105,13 +122,23 @@ class BackendReport:
     params: Mapping[str, Any]
     sources: Mapping[str, str]
     total: Totals
-    tree: TreeNode
+    tree: TreeNode = _LazyTree()  # type: ignore[assignment]
     ops: Mapping[str, OpSummary]
     primitives: Mapping[str, OpSummary]
     unsupported: tuple[UnsupportedOp, ...]
     phases: Mapping[str, Totals] | None = None  # training: forward / loss / backward / update
 
-    def to_dict(self) -> dict[str, Any]:
+    def tree_json(self) -> str:
+        """The tree's JSON text (as `json.dumps(self.tree.to_dict(), ensure_ascii=False)`), written from
+        arrays when the tree has not been built."""
+        value = self.__dict__["_tree"]
+        if not isinstance(value, TreeNode) and hasattr(value, "json"):
+            return value.json()
+        return json.dumps(self.tree.to_dict(), ensure_ascii=False)
+
+    def to_dict(self, tree_mark: str | None = None) -> dict[str, Any]:
+        """The contract's backend section; with `tree_mark`, that string stands where the tree goes
+        (`Profile.to_json` splices the tree's text in there)."""
         d = {
             "title": self.title,
             "version": self.version,
@@ -121,7 +148,7 @@ class BackendReport:
             "primitives": {k: v.to_dict() for k, v in self.primitives.items()},
             "unsupported": [u.to_dict() for u in self.unsupported],
             "sources": dict(self.sources),
-            "tree": self.tree.to_dict(),
+            "tree": self.tree.to_dict() if tree_mark is None else tree_mark,
         }
         if self.phases is not None:
             d["phases"] = {k: v.to_dict() for k, v in self.phases.items()}
@@ -155,17 +182,30 @@ class Profile:
     conventions: Mapping[str, str] = field(default_factory=dict)
     training: Mapping[str, Any] | None = None  # mode "train": loss, optimizer, hyper-parameters, runs
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, tree_marks: Mapping[str, str] | None = None) -> dict[str, Any]:
         d = {"schema": SCHEMA, "model": self.model.to_dict(), "mode": self.mode,
              "conventions": dict(self.conventions)}
         if self.training is not None:
             d["training"] = dict(self.training)
-        d["backends"] = {k: v.to_dict() for k, v in self.backends.items()}
+        d["backends"] = {k: v.to_dict(tree_marks[k] if tree_marks else None) for k, v in self.backends.items()}
         return d
 
     def to_json(self, indent: int | None = None) -> str:
-        """Compact by default: the C encoder is ~10x faster than an indented dump on big trees."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+        """Compact by default: the C encoder is ~10x faster than an indented dump on big trees, and the trees
+        are written as text from arrays (`BackendReport.tree_json`), each spliced in where its `tree` goes."""
+        if indent is not None:
+            return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+        marks = {k: f"\x00tree{i}\x00" for i, k in enumerate(self.backends)}
+        text = json.dumps(self.to_dict(marks), ensure_ascii=False)
+        encoded = {k: json.dumps(m) for k, m in marks.items()}
+        if any(text.count(e) != 1 for e in encoded.values()):  # a name in the model spells a mark: no splicing
+            return json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
+        parts = []
+        for k, e in encoded.items():
+            before, _, text = text.partition(e)
+            parts += [before, self.backends[k].tree_json()]
+        parts += [text, "\n"]
+        return "".join(parts)
 
     @property
     def has_unsupported(self) -> bool:

@@ -20,6 +20,7 @@ names a known primitive with exactly its arguments. Errors read `file:line: what
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -380,7 +381,13 @@ def _check_cycles(prims: Mapping[str, Primitive], loc: _Locator) -> None:
 
 
 def rules_dir() -> Path:
-    """The rule files: inside the installed package, or the source tree's top-level `rules/`."""
+    """The rule files: `$HAWKEYE_ONNX_RULES` if set (a folder of your own rule files), else inside the
+    installed package, or the source tree's top-level `rules/`."""
+    override = os.environ.get("HAWKEYE_ONNX_RULES")
+    if override:
+        if not Path(override).is_dir():
+            raise ParamError(f"HAWKEYE_ONNX_RULES={override}: no such directory (a folder of <backend>.toml files)")
+        return Path(override)
     here = Path(__file__).resolve().parent
     for candidate in (here / "rules", here.parent / "rules"):
         if candidate.is_dir():

@@ -1,0 +1,134 @@
+"""Property tests (hypothesis), bounded for CI (a few seconds each, derandomized so CI is reproducible):
+
+* mutated protobuf bytes of real models: profiling either works or raises the clean `HawkeyeError`
+  (the CLI's one-line error with a documented exit code), never anything else;
+* random small graphs under every backend: every cost is a non-negative integer, the module tree and
+  the per-op table add up to the totals, and more elements (a bigger batch) never cost fewer bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from hawkeye_onnx import profile
+from hawkeye_onnx.errors import HawkeyeError
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+SEEDS = [(MODELS / name).read_bytes() for name in ("logreg_sigmoid.onnx", "mlp_tanh_softmax.onnx", "lenet5.onnx")]
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        at = draw(st.integers(0, len(data) - 1)) if data else 0
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "delete":
+            del data[at:at + draw(st.integers(1, 16))]
+    return bytes(data)
+
+
+@FAST
+@given(data=mutated())
+def test_mutated_models_fail_cleanly(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "mutant.onnx"
+    path.write_bytes(data)
+    try:
+        result = profile(path, batch=2)
+    except HawkeyeError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    for report in result.backends.values():
+        assert report.total.online.bytes >= 0 and report.total.offline.bytes >= 0
+
+
+UNARY = ["Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Softmax", "Identity"]
+BINARY = ["Add", "Sub", "Mul", "MatMulW", "GemmW", "AddW", "MulW"]
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[onnx.ModelProto, int]:  # (model, batch)
+    """A chain of 1-6 ops on a [batch, width] tensor, with weights of its width."""
+    width = draw(st.integers(1, 16))
+    nodes, inits = [], []
+    cur = "x"
+    for i in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(UNARY + BINARY))
+        out = f"t{i}"
+        name = f"/block{i % 3}/layer{i}/{op}"
+        if op.endswith("W"):
+            w = f"w{i}"
+            if op in ("MatMulW", "GemmW"):
+                out_w = draw(st.integers(1, 16))
+                inits.append(helper.make_tensor(w, TensorProto.FLOAT, [width, out_w], np.ones(width * out_w)))
+                nodes.append(helper.make_node(op[:-1], [cur, w], [out], name=name))
+                width = out_w
+            else:
+                inits.append(helper.make_tensor(w, TensorProto.FLOAT, [width], np.ones(width)))
+                nodes.append(helper.make_node(op[:-1], [cur, w], [out], name=name))
+        elif op in BINARY:
+            nodes.append(helper.make_node(op, [cur, cur], [out], name=name))
+        else:
+            nodes.append(helper.make_node(op, [cur], [out], name=name, **({"axis": -1} if op == "Softmax" else {})))
+        cur = out
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", None])],
+                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model, draw(st.integers(1, 4))
+
+
+def _input_width(model: onnx.ModelProto) -> int:
+    """The width the first weight expects, else any."""
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        for x in node.input:
+            if x in inits:
+                return int(inits[x].dims[0])
+    return 5
+
+
+#: Backends whose bytes are not monotone in the element count, with the case found. CrypTFlow2 splits a
+#: LinearOT product's inner dimension over its threads (rules/cryptflow2.toml matmul_ot, fn_cryptflow2.py
+#: matmul_bytes): a secret x secret Mul of x[2, 2] by w[2] prices 87,420 B, of x[3, 2] 79,668 B. Whether SCI
+#: really sends less for more elements there is not established; until it is, only this backend is exempt.
+NOT_MONOTONE = {"cryptflow2"}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(case=graphs())
+def test_random_graphs_cost_non_negative_consistent_and_monotone(case) -> None:
+    model, batch = case
+    width = _input_width(model)
+    small = profile(model, input_shapes={"x": (batch, width)})
+    big = profile(model, input_shapes={"x": (batch + 1, width)})
+    for name, report in small.backends.items():
+        ops_bytes = 0
+        for summary in report.ops.values():
+            for cost in (summary.totals.online, summary.totals.offline):
+                assert cost.bytes >= 0 and cost.rounds >= 0
+            ops_bytes += summary.totals.online.bytes
+        assert ops_bytes == report.total.online.bytes, name
+        tree = report.tree
+        assert tree.totals == report.total
+        assert sum(c.totals.online.bytes for c in tree.children) == tree.totals.online.bytes
+        if name in NOT_MONOTONE:
+            continue
+        more = big.backends[name].total
+        assert more.online.bytes >= report.total.online.bytes, (name, batch)
+        assert more.offline.bytes >= report.total.offline.bytes, (name, batch)
