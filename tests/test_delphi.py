@@ -116,7 +116,7 @@ def test_node_sets_must_name_string_params(tmp_path: Path) -> None:
 
 
 #: Our totals of the zoo's CIFAR networks (bytes online, bytes offline) with Delphi's defaults, all ReLUs
-#: garbled, pinned. The Delphi paper's figures are not in the searchable corpora (docs/backends/delphi.md).
+#: garbled, pinned. The Delphi paper's figures could not be read from the corpora (docs/backends/delphi.md).
 PINNED = {"resnet32_cifar": (259751488, 4402126848), "minionn_cifar": (147783680, 2473541632)}
 
 
