@@ -182,3 +182,10 @@ def test_delphi_planner_configs(name: str, num_poly: int, quad: int) -> None:
     if quad == total:  # no garbled circuit left: preprocessing is HE only (linear layers and triples)
         assert b.ops["Relu"].totals.offline.bytes == 3 * sum(-(-n // 8192) for n in (65536, 65536, 16384, 16384,
                                                                                   4096, 4096, 1024)) * CT
+
+
+def test_delphi_doc_table_is_generated() -> None:
+    """docs/backends/delphi.md carries the table validation/delphi/networks.py prints, row for row."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "backends" / "delphi.md").read_text()
+    missing = [row for row in _delphi_net().table() if row not in doc]
+    assert not missing, "regenerate with: PYTHONPATH=. python validation/delphi/networks.py"
