@@ -116,7 +116,7 @@ def test_node_sets_must_name_string_params(tmp_path: Path) -> None:
 
 
 #: Our totals of the zoo's CIFAR networks (bytes online, bytes offline) with Delphi's defaults, all ReLUs
-#: garbled, pinned. The Delphi paper's figures are not in the searchable corpora (docs/backends/delphi.md).
+#: garbled, pinned. The Delphi paper's figures could not be read from the corpora (docs/backends/delphi.md).
 PINNED = {"resnet32_cifar": (259751488, 4402126848), "minionn_cifar": (147783680, 2473541632)}
 
 
@@ -131,3 +131,61 @@ def test_zoo_cifar_pinned(name: str) -> None:
     # ResNet-32 has 303,104 ReLU activations (the count the ReLU-reduction literature cites for it)
     if name == "resnet32_cifar":
         assert b.ops["Relu"].totals.online.bytes == 303104 * (8 + B * 20)
+
+
+# ---------------------------------------------------------------- Delphi's own experiment networks
+# validation/delphi/networks.py lays out the networks of mc2-project/delphi rust/experiments/src/resnet32.rs
+# (construct_resnet_32) and minionn.rs (construct_minionn) with their planner configurations (num_poly).
+
+def _delphi_net():
+    return pytest.importorskip("validation.delphi.networks")
+
+
+def test_delphi_networks_relu_counts() -> None:
+    """resnet32.rs: conv 3->16 on 32x32, then 10 activations at 16x32x32, 10 at 32x16x16, 10 at 64x8x8:
+    16384 + 10 (16384 + 8192 + 4096) = 303,104. minionn.rs: 2 x 64x32x32, 2 x 64x16x16, 64x8x8 and 16x8x8
+    after the 1x1 convs (64 and 16 channels): 2 (65536 + 16384) + 4096 + 4096 + 1024 = 173,056."""
+    net = _delphi_net()
+    assert net.garbled("resnet32", 0) == 16384 + 10 * (16384 + 8192 + 4096) == 303104
+    assert net.garbled("minionn", 0) == 2 * (65536 + 16384) + 4096 + 4096 + 1024 == 173056
+
+
+@pytest.mark.parametrize("name", ["resnet32", "minionn"])
+def test_zoo_is_delphis_network(name: str) -> None:
+    """The zoo's CIFAR networks cost what Delphi's own experiment networks cost (all ReLUs garbled): same
+    convolutions and activations; the heads differ (Delphi: AvgPool 2x2 + FC 1024 -> 10; the zoo's head),
+    a few ciphertexts out of thousands."""
+    zoo = pytest.importorskip("hawkeye_onnx.zoo")
+    ours, theirs = _cost(zoo.build(f"{name}_cifar")), _delphi_net().price(name, 0)
+    assert ours.ops["Relu"].totals == theirs.ops["Relu"].totals
+    assert ours.ops["Conv"].totals == theirs.ops["Conv"].totals
+    assert ours.total.offline.bytes == pytest.approx(theirs.total.offline.bytes, rel=0.005)
+    assert ours.total.online.bytes == pytest.approx(theirs.total.online.bytes, rel=0.005)
+
+
+@pytest.mark.parametrize("name,num_poly,quad", [
+    # resnet32.rs poly_layers for 6: l = 3, 5 (16x32x32), 18, 19 (32x16x16), 26, 27 (64x8x8)
+    ("resnet32", 6, 2 * 16384 + 2 * 8192 + 2 * 4096),
+    # minionn.rs relu_layers for 3: [3, 11, 13, 15]: the activations of layers 1 (64x32x32), 6 and 8
+    # (64x16x16) are quadratic (layers: 0 conv, 1 act, 2 conv, 3 act, 4 pool, 5 conv, 6 act, 7 conv, 8 act, ...)
+    ("minionn", 3, 65536 + 2 * 16384),
+    ("minionn", 7, 173056),
+])
+def test_delphi_planner_configs(name: str, num_poly: int, quad: int) -> None:
+    """Delphi's planner configurations: a quadratic activation costs one Beaver multiplication online
+    (4 shares of 9 bytes), a garbled one 8 + 42 x 20 bytes (test_relu_online_and_offline)."""
+    net = _delphi_net()
+    total = net.garbled(name, 0)
+    b = net.price(name, num_poly)
+    assert net.garbled(name, num_poly) == total - quad
+    assert b.ops["Relu"].totals.online.bytes == (total - quad) * (8 + B * 20) + quad * 4 * 9
+    if quad == total:  # no garbled circuit left: preprocessing is HE only (linear layers and triples)
+        assert b.ops["Relu"].totals.offline.bytes == 3 * sum(-(-n // 8192) for n in (65536, 65536, 16384, 16384,
+                                                                                  4096, 4096, 1024)) * CT
+
+
+def test_delphi_doc_table_is_generated() -> None:
+    """docs/backends/delphi.md carries the table validation/delphi/networks.py prints, row for row."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "backends" / "delphi.md").read_text()
+    missing = [row for row in _delphi_net().table() if row not in doc]
+    assert not missing, "regenerate with: PYTHONPATH=. python validation/delphi/networks.py"

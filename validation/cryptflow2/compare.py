@@ -23,7 +23,9 @@ OPENCHEETAH_NETWORKS = ROOT / "validation" / "cheetah" / "opencheetah_networks.j
 
 #: CrypTFlow2 paper (Rathee et al., CCS 2020), Table "performance on ImageNet-scale benchmarks": end-to-end
 #: communication in GiB, (SCI_OT, SCI_HE). Quoted from the paper as the authors of this file read it; the
-#: table is not in the searchable corpora (docs/backends/cryptflow2.md).
+#: corpora hold only the paper's opening, so the table could not be re-read. The Cheetah abstract (ePrint
+#: 2022/207: ResNet-50 "2.3 gigabytes", "12.9x" less than CrypTFlow2, i.e. ~29.7 GiB) corroborates the SCI_HE
+#: ResNet-50 order of magnitude only (docs/backends/cryptflow2.md).
 PUBLISHED_GIB = {"sqnet": (26.07, 5.27), "resnet50": (370.84, 32.02), "densenet121": (217.19, 35.56)}
 #: SCI's bitlength per network (SCI/networks/main_*.cpp `int32_t bitlength`).
 BITLENGTH = {"resnet50": 37, "densenet121": 32, "sqnet": 32}
