@@ -90,14 +90,18 @@ def profile_train(
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: dict(p) for b, p in (params or {}).items()})
     results = []
+    # backends of one autodiff style price the same training graph: expand, infer and build it once per style
+    expanded: dict[TrainOptions, tuple[onnx.ModelProto, dict, Graph]] = {}
     for opts in runs:
         reports = {}
         for b in selected:
             style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
-            train, phases = expand(loaded.model, style_opts)
-            inferred = load(train).model
-            graph = build_graph(inferred)
-            graph.extra["shape_hint"] = loaded.shape_hint
+            if style_opts not in expanded:
+                train, phases = expand(loaded.model, style_opts)
+                graph = build_graph(load(train).model)
+                graph.extra["shape_hint"] = loaded.shape_hint
+                expanded[style_opts] = (train, phases, graph)
+            train, phases, graph = expanded[style_opts]
             priced_graph = _context(graph, b, phases["backward"], BACKWARD)
             # a forward op that runs differently while training (BatchNormalization on batch statistics)
             priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
