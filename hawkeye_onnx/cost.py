@@ -126,10 +126,14 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
     """Price every node of `graph` under `backend`."""
     groups: dict[str, list[int]] = {}
     unsupported: dict[str, tuple[str, list[str]]] = {}
+    repeated = repeated_input_nodes(graph) if backend.repeated_input else frozenset()
     for node in graph.nodes:
+        key = _op_key(node)
+        if node.index in repeated:  # the framework cannot run it, public or not
+            unsupported.setdefault(key, (backend.repeated_input, []))[1].append(node.name or key)
+            continue
         if not any(graph.tensors[x].secret for x in node.inputs if x):
             continue
-        key = _op_key(node)
         rule = backend.ops.get(key)
         if rule is None and node.domain not in ("", "ai.onnx"):
             reason = non_default_reason(node.domain, key, backend.title)
@@ -183,6 +187,25 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             unsupported.setdefault(key, (reason, []))[1].extend(names)
     return BackendCost(backend, node_cost, tuple(steps),
                        tuple(Unsupported(k, r, tuple(n)) for k, (r, n) in sorted(unsupported.items())))
+
+
+def repeated_input_nodes(graph: Graph) -> frozenset[int]:
+    """Indices of the nodes that read one tensor in two or more input slots (``Mul(x, x)``,
+    ``Concat(f, f)``, tf2onnx's ``Slice(x, axes, ends, axes)``). An ``Identity`` output counts as its
+    source: a harness that strips Identity nodes (CrypTen's) joins the two names. Only the span
+    ``graph.extra["onnx_nodes"]`` (default: every node) is what the framework loads from the ONNX file; a
+    training graph's loss, backward and optimizer nodes are the expander's, run by the framework's autograd."""
+    alias: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.op_type == "Identity" and node.inputs and node.outputs:
+            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+    lo, hi = graph.extra.get("onnx_nodes", (0, len(graph.nodes)))
+    out = []
+    for node in graph.nodes[lo:hi]:
+        names = [alias.get(x, x) for x in node.inputs if x]
+        if len(set(names)) < len(names) and node.op_type != "Identity":
+            out.append(node.index)
+    return frozenset(out)
 
 
 def _group_env(graph: Graph, key: str, idx: list[int]) -> dict[str, object]:

@@ -98,6 +98,7 @@ def profile_train(
             inferred = load(train).model
             graph = build_graph(inferred)
             graph.extra["shape_hint"] = loaded.shape_hint
+            graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
             priced_graph = _context(graph, b, phases["backward"], BACKWARD)
             # a forward op that runs differently while training (BatchNormalization on batch statistics)
             priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
