@@ -17,7 +17,7 @@ import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
-from hawkeye_onnx.ir import Graph, paused_gc
+from hawkeye_onnx.ir import Graph, op_key, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
@@ -124,6 +124,12 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
     """Price every node of `graph` under `backend`."""
     groups: list[str] = []
     unsupported: dict[str, tuple[str, list[str]]] = {}
+    # a node the framework cannot load at all (CrypTen: one tensor in two input slots), public or not
+    repeated = repeated_input_nodes(graph) if backend.repeated_input else frozenset()
+    for i in sorted(repeated):
+        node = graph.nodes[i]
+        unsupported.setdefault(op_key(node), (backend.repeated_input, []))[1].append(node.name or op_key(node))
+    repeated_idx = np.fromiter(repeated, dtype=np.int64, count=len(repeated))
     for key, idx in graph.columns.groups.items():  # only nodes with a secret input cost anything
         rule = backend.ops.get(key)
         if rule is not None and rule.unsupported is None:
@@ -136,7 +142,8 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             reason = non_default_reason(graph.nodes[int(idx[0])].domain, key, backend.title)
         else:
             reason = backend.unknown_op or f"no {backend.name} rule for {key}"
-        unsupported[key] = (reason, [graph.nodes[i].name or key for i in idx.tolist()])
+        unsupported.setdefault(key, (reason, []))[1].extend(
+            graph.nodes[i].name or key for i in idx.tolist() if i not in repeated)
 
     evaluator = _Evaluator(backend)
     node_cost = np.zeros((len(graph.nodes), 4), dtype=np.int64)
@@ -152,6 +159,8 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec))
                                                  for i in indices.tolist()], dtype=np.int64)
         remaining = np.ones(len(indices), dtype=bool)
+        if len(repeated_idx):
+            remaining &= ~np.isin(indices, repeated_idx)
         for v_i, variant in enumerate(rule.variants):
             ctx = f"op {key} variant {v_i + 1}"
             mask = remaining.copy()
@@ -182,6 +191,25 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
             unsupported.setdefault(key, (reason, []))[1].extend(names)
     return BackendCost(backend, node_cost, tuple(steps),
                        tuple(Unsupported(k, r, tuple(n)) for k, (r, n) in sorted(unsupported.items())))
+
+
+def repeated_input_nodes(graph: Graph) -> frozenset[int]:
+    """Indices of the nodes that read one tensor in two or more input slots (``Mul(x, x)``,
+    ``Concat(f, f)``, tf2onnx's ``Slice(x, axes, ends, axes)``). An ``Identity`` output counts as its
+    source: a harness that strips Identity nodes (CrypTen's) joins the two names. Only the span
+    ``graph.extra["onnx_nodes"]`` (default: every node) is what the framework loads from the ONNX file; a
+    training graph's loss, backward and optimizer nodes are the expander's, run by the framework's autograd."""
+    alias: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.op_type == "Identity" and node.inputs and node.outputs:
+            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+    lo, hi = graph.extra.get("onnx_nodes", (0, len(graph.nodes)))
+    out = []
+    for node in graph.nodes[lo:hi]:
+        names = [alias.get(x, x) for x in node.inputs if x]
+        if len(set(names)) < len(names) and node.op_type != "Identity":
+            out.append(node.index)
+    return frozenset(out)
 
 
 def _group_env(graph: Graph, key: str) -> dict[str, object]:

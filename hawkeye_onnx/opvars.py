@@ -173,12 +173,45 @@ def _axis(node: Node, rank: int, default: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
-@register(("Softmax", "LogSoftmax", "Hardmax"), ["rows", "c"])
+#: Ops XLA moves a degenerate-dim reshape through (elementwise), and ops whose output XLA reshapes to drop
+#: unit dims (a dot with a size-1 row, a reshape). Used by `reduce_dim0` below.
+_ELEMENTWISE = frozenset({"Relu", "Add", "Sub", "Mul", "Div", "Neg", "Tanh", "Sigmoid", "Exp", "Clip",
+                          "LeakyRelu", "Identity", "Erf", "Sqrt", "Abs"})
+_RESHAPING = frozenset({"MatMul", "Gemm", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+
+
+def _producers(graph: Graph) -> dict[str, Node]:
+    """Tensor name -> the node that writes it (built once per graph, cached in `graph.extra`)."""
+    prod = graph.extra.get("_producers")
+    if prod is None:
+        prod = {o: n for n in graph.nodes for o in n.outputs if o}
+        graph.extra["_producers"] = prod
+    return prod
+
+
+def _reshaped_upstream(graph: Graph, name: str, depth: int = 8) -> bool:
+    """Whether `name` comes from a dot or a reshape, through elementwise ops only."""
+    node = _producers(graph).get(name)
+    if node is None or depth == 0:
+        return False
+    if node.op_type in _RESHAPING:
+        return True
+    return node.op_type in _ELEMENTWISE and any(
+        _reshaped_upstream(graph, i, depth - 1) for i in node.inputs if i)
+
+
+@register(("Softmax", "LogSoftmax", "Hardmax"), ["rows", "c", "reduce_dim0"])
 def _softmax(node: Node, graph: Graph) -> list[int]:
+    """`reduce_dim0`: the row max runs as a reduce over dimension 0 of the compiled tensor, so SPU also
+    compares each row with the reduce's init (pphlo_executor.cc execute(ReduceOp): the init value is
+    dropped only when no reduced dim is 0). That is so when the axis is 0, or when every dim before it is 1
+    and the input comes from a dot or a reshape (through elementwise ops): XLA's simplifier then strips the
+    unit dims (measured, validation/measured/semi2k_ops_gaps.json softmax_after_matmul_*)."""
     x = _shape(graph, node.inputs[0], node)
     axis = _axis(node, len(x), -1 if graph.opset >= 13 else 1)
     c = x[axis] if graph.opset >= 13 else _size(x[axis:])
-    return [_size(x) // max(c, 1), c]
+    dim0 = axis == 0 or (_size(x[:axis]) == 1 and _reshaped_upstream(graph, node.inputs[0]))
+    return [_size(x) // max(c, 1), c, int(dim0)]
 
 
 @register(("LayerNormalization",), ["rows", "c", "has_scale", "has_bias"])

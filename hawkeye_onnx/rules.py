@@ -24,7 +24,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,9 @@ class Backend:
     #: String parameters that name nodes (comma-separated node names or globs); each gives the ops'
     #: formulas a 0/1 variable `in_<param>` per node (see `node_set_var`).
     node_sets: tuple[str, ...] = ()
+    #: Why a node that reads one tensor in two input slots cannot run (empty: such nodes run as usual);
+    #: `[backend] repeated_input` in the rule file, applied by the cost stage to every node, secret or not.
+    repeated_input: str = ""
 
     def with_params(self, overrides: Mapping[str, str | Scalar]) -> Backend:
         """A copy with parameter values overridden; unknown names and bad values are refused."""
@@ -122,8 +125,7 @@ class Backend:
                 known = ", ".join(sorted(self.params))
                 raise ParamError(f"backend {self.name!r} has no parameter {key!r} (known: {known})")
             values[key] = _coerce(self.name, key, raw, self.params[key].default)
-        return Backend(self.name, self.title, self.version, self.framework, self.conventions,
-                       self.params, self.primitives, self.ops, self.path, values, self.unknown_op, self.node_sets)
+        return replace(self, values=values)
 
     @property
     def param_values(self) -> Mapping[str, Scalar]:
@@ -345,7 +347,8 @@ def load_backend(path: str | Path) -> Backend:
 
     return Backend(name, str(meta.get("title", name)), str(meta.get("version", "")),
                    str(meta.get("framework", "")), str(meta.get("conventions", "")),
-                   params, prims, ops, shown, unknown_op=str(meta.get("unknown_op", "")), node_sets=tuple(node_sets))
+                   params, prims, ops, shown, unknown_op=str(meta.get("unknown_op", "")), node_sets=tuple(node_sets),
+                   repeated_input=str(meta.get("repeated_input", "")))
 
 
 def node_set_var(param: str) -> str:

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MEASURED = ROOT / "validation" / "measured"
 CASES = {c.name: c for c in opzoo.cases()}
 INDEX = {m["file"].removesuffix(".onnx"): m for m in json.loads((ROOT / "models" / "index.json").read_text())}
-#: Cases whose measurement failed for a reason that is not the op's: CrypTen's nn.Graph refuses a graph
-#: whose only consumer of an input is a node fed twice by the same tensor (Concat(f, f)).
-HARNESS_LIMITS = {("crypten", "plumbing_2x3x4")}
+#: Cases whose measurement failed for a reason that is not the op's (none left: CrypTen's refusal of a node
+#: fed twice by one tensor, Concat(f, f), is now the profile's `repeated_input` unsupported report).
+HARNESS_LIMITS: set[tuple[str, str]] = set()
 
 
 def _records() -> list[dict]:

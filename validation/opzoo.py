@@ -202,6 +202,33 @@ def cases() -> list[Case]:
     ], {"x": (2, 16)}, [weight("W", (12, 16)), weight("B", (12,))], out_type=TensorProto.INT64))
     out.append(model("hardsigmoid_default_2x10", [helper.make_node("HardSigmoid", ["x"], ["out"],
                                                                    name="/act/HardSigmoid")], {"x": (2, 10)}))
+    # A classifier head at batch 1 (models/keras_cnn_tf2onnx.onnx): SPU reduces the row max over dim 0 once
+    # XLA strips the unit dims of a dot's output, and then keeps the reduce's -inf init (one more compare).
+    # The batch-2 head and the Relu-fed softmax are the controls (init dropped).
+    for b in (1, 2):
+        out.append(model(f"softmax_after_matmul_{b}x64x10", [
+            helper.make_node("MatMul", ["x", "W"], ["t"], name="/fc/MatMul"),
+            helper.make_node("Softmax", ["t"], ["out"], name="/head/Softmax", axis=-1),
+        ], {"x": (b, 64)}, [weight("W", (64, 10))]))
+    out.append(model("softmax_after_gemm_relu_1x16x8", [
+        helper.make_node("Gemm", ["x", "W", "B"], ["g"], name="/fc/Gemm", transB=1),
+        helper.make_node("Relu", ["g"], ["r"], name="/fc/Relu"),
+        helper.make_node("Softmax", ["r"], ["out"], name="/head/Softmax", axis=-1),
+    ], {"x": (1, 16)}, [weight("W", (8, 16)), weight("B", (8,))]))
+    out.append(model("logsoftmax_after_matmul_1x64x10", [
+        helper.make_node("MatMul", ["x", "W"], ["t"], name="/fc/MatMul"),
+        helper.make_node("LogSoftmax", ["t"], ["out"], name="/head/LogSoftmax", axis=-1),
+    ], {"x": (1, 64)}, [weight("W", (64, 10))]))
+    out.append(model("softmax_axis0_10x3", [helper.make_node("Softmax", ["x"], ["out"], name="/head/Softmax",
+                                                             axis=0)], {"x": (10, 3)}))
+    out.append(model("softmax_after_relu_1x10", [
+        helper.make_node("Relu", ["x"], ["r"], name="/act/Relu"),
+        helper.make_node("Softmax", ["r"], ["out"], name="/head/Softmax", axis=-1),
+    ], {"x": (1, 10)}))
+    # One tensor in two input slots: x * x as torch exports it. SPU runs it (MulAA); CrypTen's nn.Graph never
+    # runs such a node (rules/crypten.toml [backend] repeated_input).
+    out.append(model("repeated_mul_xx_2x10", [helper.make_node("Mul", ["x", "x"], ["out"], name="/sq/Mul")],
+                     {"x": (2, 10)}))
     return out
 
 

@@ -100,6 +100,7 @@ def profile_train(
                 train, phases = expand(loaded.model, style_opts)
                 graph = build_graph(load(train).model)
                 graph.extra["shape_hint"] = loaded.shape_hint
+                graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
                 expanded[style_opts] = (train, phases, graph)
             train, phases, graph = expanded[style_opts]
             priced_graph = _context(graph, b, phases["backward"], BACKWARD)
