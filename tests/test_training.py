@@ -12,7 +12,7 @@ import pytest
 from conftest import GROUND_TRUTH, MODELS, ROOT, ground_truth_cases
 from onnx import TensorProto, helper, numpy_helper
 
-from hawkeye_onnx.errors import ModelError
+from hawkeye_onnx.errors import ModelError, ParamError
 from hawkeye_onnx.load import load
 from hawkeye_onnx.training import TrainOptions, profile_train
 from hawkeye_onnx.training.expand import check, expand, missing_shapes
@@ -85,6 +85,13 @@ def test_training_measured(case: dict) -> None:
 #: scikit-learn exports: coefficients live in ai.onnx.ml attributes (logreg: no weight to train) and the
 #: outputs are labels/ZipMap maps, so there is no differentiable graph to expand; the expander must say so.
 NOT_TRAINABLE = {"sklearn_logreg", "sklearn_mlp"}
+#: one output (a sigmoid probability): softmax cross-entropy is constant there, the expander asks for MSE
+ONE_CLASS = {"logreg_sigmoid"}
+
+
+def test_cross_entropy_over_one_class_is_refused() -> None:
+    with pytest.raises(ParamError, match="--loss mse"):
+        expand(load(MODELS / "logreg_sigmoid.onnx", batch=2).model, TrainOptions())
 
 
 @pytest.mark.parametrize("path", sorted(p for p in MODELS.glob("*.onnx") if p.stem in NOT_TRAINABLE),
@@ -100,8 +107,9 @@ def test_untrainable_models_get_a_clean_error(path) -> None:
 def test_every_model_expands_to_a_valid_graph(path) -> None:
     """check_model(full_check=True) passes and shape inference gives every tensor a static shape."""
     loaded = load(path, batch=2)
-    for opts in (TrainOptions(), TrainOptions(loss="mse", optimizer="adam", style="crypten"),
-                 TrainOptions(optimizer="momentum", style="jax")):
+    loss = "mse" if path.stem in ONE_CLASS else "cross-entropy"
+    for opts in (TrainOptions(loss=loss), TrainOptions(loss="mse", optimizer="adam", style="crypten"),
+                 TrainOptions(loss=loss, optimizer="momentum", style="jax")):
         train, phases = expand(loaded.model, opts)
         inferred = check(train)
         assert missing_shapes(inferred) == []
@@ -162,6 +170,35 @@ def _tiny_pad() -> onnx.ModelProto:
                              opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _tiny_gaps() -> onnx.ModelProto:
+    """Gather (repeated ids) -> Gemm -> HardSwish -> Split -> Where -> strided Slice -> + Expand -> HardSigmoid -> Gemm:
+    the gradients the zoo needed (embeddings, GPT-2's causal mask, resnet32's shortcut, MobileNetV3)."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 3])
+    inits = [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in (
+        ("emb.weight", (5, 6)), ("a.weight", (8, 6)), ("e.bias", (1, 2)), ("b.weight", (3, 2)))]
+    i64 = np.int64
+    inits += [numpy_helper.from_array(np.array(v, dt), n) for n, v, dt in (
+        ("ids", [3, 3], i64), ("split", [4, 4], i64), ("st", [1], i64), ("en", [4], i64), ("ax", [1], i64),
+        ("step", [2], i64), ("eshape", [2, 2], i64),
+        ("cond", [[True, False, True, True], [False, True, False, True]], np.bool_))]
+    nodes = [
+        helper.make_node("Gather", ["emb.weight", "ids"], ["e"], name="/emb/Gather"),
+        helper.make_node("Add", ["input", "e"], ["h0"], name="/Add"),
+        helper.make_node("Gemm", ["h0", "a.weight"], ["h1"], name="/a/Gemm", transB=1),
+        helper.make_node("HardSwish", ["h1"], ["h2"], name="/HardSwish"),
+        helper.make_node("Split", ["h2", "split"], ["s0", "s1"], name="/Split", axis=1),
+        helper.make_node("Where", ["cond", "s0", "s1"], ["w"], name="/Where"),
+        helper.make_node("Slice", ["w", "st", "en", "ax", "step"], ["sl"], name="/Slice"),
+        helper.make_node("Expand", ["e.bias", "eshape"], ["eb"], name="/Expand"),
+        helper.make_node("Add", ["sl", "eb"], ["h3"], name="/Add_1"),
+        helper.make_node("HardSigmoid", ["h3"], ["h4"], name="/HardSigmoid", alpha=0.3, beta=0.4),
+        helper.make_node("Gemm", ["h4", "b.weight"], ["output"], name="/b/Gemm", transB=1),
+    ]
+    return helper.make_model(helper.make_graph(nodes, "tiny_gaps", [x], [y], inits),
+                             opset_imports=[helper.make_opsetid("", 17)])
+
+
 def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
     m = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
     rng = np.random.default_rng(seed)
@@ -177,11 +214,11 @@ def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
 @pytest.mark.parametrize(("name", "loss"), [("mlp", "cross-entropy"), ("lenet5", "cross-entropy"),
                                            ("mlp_tanh_softmax", "cross-entropy"), ("logreg_sigmoid", "mse"),
                                            ("tiny_bn", "cross-entropy"), ("transformer_block", "mse"),
-                                           ("tiny_pad", "mse")])
+                                           ("tiny_pad", "mse"), ("tiny_gaps", "mse")])
 def test_gradients_match_finite_differences(name: str, loss: str) -> None:
     """The expanded graph's SGD step (lr 1) equals w - dL/dw, dL/dw by central differences of the loss the
     graph computes (onnx.reference). ReLU and max-pool kinks make a few differences disagree: 80% must match."""
-    tiny = {"tiny_bn": _tiny_bn, "tiny_pad": _tiny_pad}
+    tiny = {"tiny_bn": _tiny_bn, "tiny_pad": _tiny_pad, "tiny_gaps": _tiny_gaps}
     model = _with_weights(tiny[name]() if name in tiny else MODELS / f"{name}.onnx", 2)
     loaded = load(model, batch=None if name.startswith("transformer") else 2)
     train, _ = expand(loaded.model, TrainOptions(loss=loss, lr=1.0))
@@ -302,7 +339,8 @@ ORT = json.loads((ROOT / "validation" / "measured" / "training" / "ort_grads.jso
 def test_backward_matches_onnxruntime_training(name: str) -> None:
     """onnxruntime-training 1.19.2 generate_artifacts (validation/ort_training.py): the same forward nodes get
     a `<name>_Grad/` scope, and each Gemm the same number of Gemm gradient nodes (no dX for the data input)."""
-    train, _ = expand(load(MODELS / name, batch=1).model, TrainOptions())
+    loss = "mse" if name.removesuffix(".onnx") in ONE_CLASS else "cross-entropy"
+    train, _ = expand(load(MODELS / name, batch=1).model, TrainOptions(loss=loss))
     ours: dict[str, list[str]] = {}
     for n in train.graph.node:
         if "_Grad/" in n.name and not n.name.startswith("/loss/"):

@@ -11,6 +11,9 @@ cost rules can key on, because its cost under MPC differs from the cost of its b
   softmax(logits)), label one-hot and secret (crypten/gradients.py AutogradCrossEntropy).
 - `SoftmaxCrossEntropyGrad(dloss, probs, label)`: (probs - label) / batch * dloss.
 - `Rsqrt(X)`: 1 / sqrt(X), one kernel in SPU (hal f_rsqrt), what its compiler makes of a / sqrt(b).
+- `HardSigmoidGrad(dY, X)` (alpha, beta), `HardSwishGrad(dY, X)`: dY times the derivative, where the
+  clipped linear piece is active. JAX differentiates relu6 by its custom_jvp (jax/_src/nn/functions.py:
+  select((x > 0) & (x < 6), g, 0)): two fresh comparisons on the saved input, not the forward's.
 """
 
 from __future__ import annotations
@@ -100,9 +103,48 @@ def _rsqrt(opset: int) -> FunctionProto:
     return helper.make_function(DOMAIN, "Rsqrt", ["X"], ["Y"], nodes, [helper.make_opsetid("", opset)])
 
 
+def _ref_const(name: str, attr: str) -> object:
+    """A Constant whose float value is the function's attribute `attr`."""
+    node = helper.make_node("Constant", [], [name])
+    node.attribute.append(AttributeProto(name="value_float", ref_attr_name=attr, type=AttributeProto.FLOAT))
+    return node
+
+
+def _hardsigmoid_grad(opset: int) -> FunctionProto:
+    nodes = [
+        _ref_const("alpha", "alpha"), _ref_const("beta", "beta"), _const("zero", 0.0), _const("one", 1.0),
+        helper.make_node("Mul", ["X", "alpha"], ["ax"]),
+        helper.make_node("Add", ["ax", "beta"], ["z"]),
+        helper.make_node("Greater", ["z", "zero"], ["above"]),
+        helper.make_node("Less", ["z", "one"], ["below"]),
+        helper.make_node("And", ["above", "below"], ["active"]),
+        helper.make_node("Mul", ["dY", "alpha"], ["scaled"]),
+        helper.make_node("Where", ["active", "scaled", "zero"], ["dX"]),
+    ]
+    return helper.make_function(DOMAIN, "HardSigmoidGrad", ["dY", "X"], ["dX"], nodes,
+                                [helper.make_opsetid("", opset)], attributes=["alpha", "beta"])
+
+
+def _hardswish_grad(opset: int) -> FunctionProto:
+    """d/dx x * clip(x / 6 + 1/2, 0, 1) = 0 below -3, x / 3 + 1/2 between, 1 above 3."""
+    nodes = [
+        _const("zero", 0.0), _const("one", 1.0), _const("three", 3.0), _const("mthree", -3.0),
+        _const("half", 0.5),
+        helper.make_node("Div", ["X", "three"], ["x3"]),
+        helper.make_node("Add", ["x3", "half"], ["inner"]),
+        helper.make_node("Less", ["X", "three"], ["below"]),
+        helper.make_node("Where", ["below", "inner", "one"], ["slope"]),
+        helper.make_node("Greater", ["X", "mthree"], ["above"]),
+        helper.make_node("Mul", ["dY", "slope"], ["g"]),
+        helper.make_node("Where", ["above", "g", "zero"], ["dX"]),
+    ]
+    return helper.make_function(DOMAIN, "HardSwishGrad", ["dY", "X"], ["dX"], nodes,
+                                [helper.make_opsetid("", opset)])
+
+
 def all_functions(opset: int) -> dict[str, FunctionProto]:
     """Every `ai.hawkeye` function over the model's default-domain `opset`, by op name (the expander adds
     those it used to the model)."""
     made = (_relu_grad(opset), _maxpool_grad(opset), _cross_entropy(opset), _cross_entropy_grad(opset),
-            _rsqrt(opset))
+            _rsqrt(opset), _hardsigmoid_grad(opset), _hardswish_grad(opset))
     return {f.name: f for f in made}
