@@ -62,11 +62,27 @@ def _case_id(c: dict) -> str:
     return f"{c['framework']}-{c['model'][7:-5]}-p{c['parties']}-b{batch}-{c['loss']}-{c['optimizer']}"
 
 
+#: measured cases whose record still carries a `known_gap` that the expander now models, with what is left
+#: (relative bytes, rounds) per phase. transformer_block (SPU): softmax and LayerNorm backward follow XLA's
+#: graph (pphlo dump of the grad program: softmax as u / sum, rsqrt differentiated with a division per row);
+#: left: loss+backward 256 B and 1 round short of 1,688,456 B / 256 (XLA folds the MSE scale 2/size into the
+#: last LayerNorm's scale, 32 elements, where the expander scales the loss gradient; not decomposed further).
+RESIDUAL = {"semi2k-transformer_block-p2-b1-mse-sgd": (0.0002, 1)}
+
+
 @pytest.mark.parametrize("case", MEASURED, ids=[_case_id(c) for c in MEASURED])
 def test_training_measured(case: dict) -> None:
     """Our own runs of the real frameworks (validation/*/measure_train.py): CrypTen exact; SPU exact except
     Adam's update (XLA folds one public product per element: within 1% bytes, 5% rounds). A record with a
     `known_gap` documents a difference not modelled yet (reported as xfail with its explanation)."""
+    residual = RESIDUAL.get(_case_id(case))
+    if residual:
+        ours = _phases(case)
+        for name, want in case["phases"].items():
+            got = ours[name]
+            assert abs(got[0] - want["bytes"]) <= residual[0] * want["bytes"], (name, got, want)
+            assert abs(got[1] - want["rounds"]) <= residual[1], (name, got, want)
+        return
     if case.get("known_gap"):
         pytest.xfail(case["known_gap"])
     ours = _phases(case)
@@ -214,14 +230,16 @@ def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
 @pytest.mark.parametrize(("name", "loss"), [("mlp", "cross-entropy"), ("lenet5", "cross-entropy"),
                                            ("mlp_tanh_softmax", "cross-entropy"), ("logreg_sigmoid", "mse"),
                                            ("tiny_bn", "cross-entropy"), ("transformer_block", "mse"),
-                                           ("tiny_pad", "mse"), ("tiny_gaps", "mse")])
+                                           ("tiny_pad", "mse"), ("tiny_gaps", "mse"),
+                                           ("transformer_block@jax", "mse")])
 def test_gradients_match_finite_differences(name: str, loss: str) -> None:
     """The expanded graph's SGD step (lr 1) equals w - dL/dw, dL/dw by central differences of the loss the
     graph computes (onnx.reference). ReLU and max-pool kinks make a few differences disagree: 80% must match."""
+    name, _, style = name.partition("@")  # `@jax`: the JAX-style graph (LayerNormGrad, SoftmaxQuotientGrad)
     tiny = {"tiny_bn": _tiny_bn, "tiny_pad": _tiny_pad, "tiny_gaps": _tiny_gaps}
     model = _with_weights(tiny[name]() if name in tiny else MODELS / f"{name}.onnx", 2)
     loaded = load(model, batch=None if name.startswith("transformer") else 2)
-    train, _ = expand(loaded.model, TrainOptions(loss=loss, lr=1.0))
+    train, _ = expand(loaded.model, TrainOptions(loss=loss, lr=1.0, style=style or "onnx"))
     rng = np.random.default_rng(1)
     x = rng.normal(size=loaded.input_shapes["input"]).astype(np.float32)
     out_shape = [d.dim_value for d in train.graph.input[-1].type.tensor_type.shape.dim]

@@ -11,6 +11,11 @@ cost rules can key on, because its cost under MPC differs from the cost of its b
   softmax(logits)), label one-hot and secret (crypten/gradients.py AutogradCrossEntropy).
 - `SoftmaxCrossEntropyGrad(dloss, probs, label)`: (probs - label) / batch * dloss.
 - `Rsqrt(X)`: 1 / sqrt(X), one kernel in SPU (hal f_rsqrt), what its compiler makes of a / sqrt(b).
+- `SoftmaxQuotientGrad(dY, Y)` (last axis): the gradient of softmax written as u / sum(u), u = exp(x - max),
+  as jax 0.4.34 differentiates it (jax/_src/nn/functions.py _softmax_deprecated; jax_softmax_custom_jvp is
+  off by default): dY / s - sum(dY * u / s^2), times u. The body computes the same value from Y.
+- `LayerNormGrad(dY, X, Scale) -> (dX, dScale)` (last axis, epsilon): as XLA differentiates the JAX layer
+  norm, reusing the forward's centred input, rsqrt(var + eps) and var (no statistic recomputed).
 - `HardSigmoidGrad(dY, X)` (alpha, beta), `HardSwishGrad(dY, X)`: dY times the derivative, where the
   clipped linear piece is active. JAX differentiates relu6 by its custom_jvp (jax/_src/nn/functions.py:
   select((x > 0) & (x < 6), g, 0)): two fresh comparisons on the saved input, not the forward's.
@@ -103,6 +108,53 @@ def _rsqrt(opset: int) -> FunctionProto:
     return helper.make_function(DOMAIN, "Rsqrt", ["X"], ["Y"], nodes, [helper.make_opsetid("", opset)])
 
 
+def _softmax_quotient_grad(opset: int) -> FunctionProto:
+    nodes = [
+        _const("last", [-1], np.int64),
+        helper.make_node("Mul", ["dY", "Y"], ["dy_y"]),
+        helper.make_node("ReduceSum", ["dy_y", "last"], ["dot"], keepdims=1),
+        helper.make_node("Sub", ["dY", "dot"], ["centred"]),
+        helper.make_node("Mul", ["Y", "centred"], ["dX"]),
+    ]
+    return helper.make_function(DOMAIN, "SoftmaxQuotientGrad", ["dY", "Y"], ["dX"], nodes,
+                                [helper.make_opsetid("", opset)])
+
+
+def _row_mean(x: str, y: str, opset: int) -> object:
+    """ReduceMean over the last axis (axes an attribute before opset 18, an input from 18; `last` = [-1])."""
+    if opset >= 18:
+        return helper.make_node("ReduceMean", [x, "last"], [y], keepdims=1)
+    return helper.make_node("ReduceMean", [x], [y], axes=[-1], keepdims=1)
+
+
+def _layernorm_grad(opset: int) -> FunctionProto:
+    ln = helper.make_node("LayerNormalization", ["X", "Scale"], ["Y", "mean", "inv"], axis=-1)
+    ln.attribute.append(AttributeProto(name="epsilon", ref_attr_name="epsilon", type=AttributeProto.FLOAT))
+    nodes = [
+        ln,
+        helper.make_node("Sub", ["X", "mean"], ["xc"]),
+        helper.make_node("Mul", ["xc", "inv"], ["xh"]),
+        helper.make_node("Mul", ["dY", "Scale"], ["g"]),
+        _const("last", [-1], np.int64),
+        _row_mean("g", "g_mean", opset),
+        helper.make_node("Mul", ["g", "xh"], ["g_xh"]),
+        _row_mean("g_xh", "gx_mean", opset),
+        helper.make_node("Sub", ["g", "g_mean"], ["t1"]),
+        helper.make_node("Mul", ["xh", "gx_mean"], ["t2"]),
+        helper.make_node("Sub", ["t1", "t2"], ["t3"]),
+        helper.make_node("Mul", ["inv", "t3"], ["dX"]),
+        helper.make_node("Mul", ["dY", "xh"], ["dy_xh"]),
+        helper.make_node("Shape", ["Scale"], ["scale_shape"]),
+        _const("minus_one", [-1], np.int64),
+        helper.make_node("Concat", ["minus_one", "scale_shape"], ["rows_c"], axis=0),
+        helper.make_node("Reshape", ["dy_xh", "rows_c"], ["flat"]),
+        _const("zero_axis", [0], np.int64),
+        helper.make_node("ReduceSum", ["flat", "zero_axis"], ["dScale"], keepdims=0),
+    ]
+    return helper.make_function(DOMAIN, "LayerNormGrad", ["dY", "X", "Scale"], ["dX", "dScale"], nodes,
+                                [helper.make_opsetid("", opset)], attributes=["epsilon"])
+
+
 def _ref_const(name: str, attr: str) -> object:
     """A Constant whose float value is the function's attribute `attr`."""
     node = helper.make_node("Constant", [], [name])
@@ -146,5 +198,6 @@ def all_functions(opset: int) -> dict[str, FunctionProto]:
     """Every `ai.hawkeye` function over the model's default-domain `opset`, by op name (the expander adds
     those it used to the model)."""
     made = (_relu_grad(opset), _maxpool_grad(opset), _cross_entropy(opset), _cross_entropy_grad(opset),
-            _rsqrt(opset), _hardsigmoid_grad(opset), _hardswish_grad(opset))
+            _rsqrt(opset), _softmax_quotient_grad(opset), _layernorm_grad(opset), _hardsigmoid_grad(opset),
+            _hardswish_grad(opset))
     return {f.name: f for f in made}

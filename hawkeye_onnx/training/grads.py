@@ -40,11 +40,18 @@ class Autodiff:
     # JAX sizes a conv's weight-gradient window to the kernel (trimming padding, even the input); CrypTen
     # computes the whole correlation and narrows it afterwards (crypten/gradients.py AutogradConv2D)
     trim_weight_grad: bool = False
+    # jax 0.4.34 (jax_softmax_custom_jvp off) differentiates softmax as exp(x - max) / sum: the backward has a
+    # secret division of dY by the row sums and a reciprocal of their squares (XLA dump, tests/test_training.py)
+    softmax_quotient: bool = False
+    # XLA keeps the forward's centred input, rsqrt(var + eps) and var: LayerNorm's backward recomputes no
+    # statistic; it differentiates rsqrt (rsqrt(v) / v, a secret division per row)
+    saved_norm_stats: bool = False
 
 
 STYLES = {
     "onnx": Autodiff("onnx"),
-    "jax": Autodiff("jax", rsqrt_below=2.0**-18, trim_weight_grad=True),
+    "jax": Autodiff("jax", rsqrt_below=2.0**-18, trim_weight_grad=True, softmax_quotient=True,
+                   saved_norm_stats=True),
     # crypten/nn/module.py GlobalAveragePool.forward starts from input.shallow_copy(), a new tensor without
     # grad_fn: CrypTen trains nothing before it (measured: resnet_cifar's backward stops at the pooling)
     "crypten": Autodiff("crypten", data_input_grads=True, gemm_scalar_grads=True, secret_seed=True,
@@ -311,6 +318,8 @@ def _gelu(c: GradCtx, dys: Grads) -> Grads:
 def _softmax(c: GradCtx, dys: Grads) -> Grads:
     y, s = c.node.output[0], _out_shape(c)
     axis = int(c.attrs.get("axis", -1)) % len(s)
+    if c.style.softmax_quotient and axis == len(s) - 1:
+        return [c.custom("SoftmaxQuotientGrad", [dys[0], y], s)]
     kept = tuple(1 if i == axis else d for i, d in enumerate(s))
     dot = c.op("ReduceSum", [c.op("Mul", [dys[0], y], s), c.ints([axis])], kept, keepdims=1)
     return [c.op("Mul", [y, c.op("Sub", [dys[0], dot], s)], s)]
@@ -497,6 +506,15 @@ def _layernorm(c: GradCtx, dys: Grads) -> Grads:
     axes = list(range(axis, len(s)))
     scale = c.node.input[1] if len(c.node.input) > 1 and c.node.input[1] else None
     bshape = tuple(s[axis:])
+    if c.style.saved_norm_stats and scale and axis == len(s) - 1:
+        eps = float(c.attrs.get("epsilon", 1e-5))
+        dx, dscale = c.b.emit(c.scope, "LayerNormGrad", [dy, x, scale], 2, DOMAIN, s, epsilon=eps)
+        c.b.shapes[dscale] = c.shape(scale)
+        out_j: Grads = [dx if c.need(0) else None, dscale if c.need(1) else None, None]
+        if c.need(2) and len(c.node.input) > 2 and c.node.input[2]:
+            lead = list(range(axis))
+            out_j[2] = c.like(c.op("ReduceSum", [dy, c.ints(lead)], bshape, keepdims=0), c.node.input[2])
+        return out_j
     dx, xh = _norm_backward(c, dy, x, axes, float(c.attrs.get("epsilon", 1e-5)), scale, bshape)
     out: Grads = [dx if c.need(0) else None, None, None]
     lead = list(range(axis))
