@@ -371,3 +371,31 @@ def test_backward_matches_onnxruntime_training(name: str) -> None:
     for fwd, ops in theirs.items():
         if fwd.endswith("/Gemm"):
             assert ops.count("Gemm") == ours[fwd].count("Gemm"), fwd
+
+
+def _gemm_act_gemm(act: str, **attrs: object) -> onnx.ModelProto:
+    """input 2x16 -> Gemm 32 -> act -> Gemm 10 (opset 17), the models measured below."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 16])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 10])
+    inits = [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in (("a.weight", (32, 16)),
+                                                                             ("b.weight", (10, 32)))]
+    nodes = [helper.make_node("Gemm", ["input", "a.weight"], ["h"], name="/a/Gemm", transB=1),
+             helper.make_node(act, ["h"], ["r"], name=f"/{act}", **attrs),
+             helper.make_node("Gemm", ["r", "b.weight"], ["output"], name="/b/Gemm", transB=1)]
+    return helper.make_model(helper.make_graph(nodes, "t", [x], [y], inits),
+                             opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("act", "attrs", "forward", "loss_backward"), [
+    ("HardSwish", {}, (37024, 23), (31560, 24)),
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, (34464, 21), (26440, 20)),
+])
+def test_spu_hard_activation_gradients_measured(act: str, attrs: dict, forward: tuple, loss_backward: tuple) -> None:
+    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py MODEL --input input=2x16 --loss mse, run
+    2026-11-25 on the model above): forward and loss+backward bytes/rounds. The backward shares x > 0 with the
+    forward's maximum (one fresh comparison, an AndBB, a select)."""
+    p = profile_train(_gemm_act_gemm(act, **attrs), TrainOptions(loss="mse"), backends=["semi2k"],
+                      input_shapes={"input": (2, 16)}, params={"semi2k": {"parties": 2}})
+    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
+    assert ph["forward"] == forward
+    assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == loss_backward
