@@ -399,3 +399,23 @@ def test_spu_hard_activation_gradients_measured(act: str, attrs: dict, forward: 
     ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
     assert ph["forward"] == forward
     assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == loss_backward
+
+
+def test_spu_embedding_split_strided_slice_gradients_measured() -> None:
+    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py --input input=2x6 --loss mse --classes 3,
+    2026-11-25) on tiny_gaps with HardSwish/HardSigmoid as Identity and the Where as an Add (the harness feeds
+    no boolean constant): the embedding's scatter-add, Split, Expand and the strided Slice's gradient are local,
+    every phase exact."""
+    m = _tiny_gaps()
+    for n in m.graph.node:
+        if n.op_type in ("HardSwish", "HardSigmoid"):
+            n.op_type = "Identity"
+            del n.attribute[:]
+        if n.op_type == "Where":
+            n.op_type = "Add"
+            del n.input[0]
+    p = profile_train(m, TrainOptions(loss="mse"), backends=["semi2k"], input_shapes={"input": (2, 6)},
+                      params={"semi2k": {"parties": 2}})
+    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
+    assert ph["forward"] == (1296, 4) and ph["update"] == (688, 4)
+    assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == (2680, 12)
