@@ -12,7 +12,7 @@ import pytest
 from conftest import GROUND_TRUTH, MODELS, ROOT, ground_truth_cases
 from onnx import TensorProto, helper, numpy_helper
 
-from hawkeye_onnx.errors import ModelError
+from hawkeye_onnx.errors import ModelError, ParamError
 from hawkeye_onnx.load import load
 from hawkeye_onnx.training import TrainOptions, profile_train
 from hawkeye_onnx.training.expand import check, expand, missing_shapes
@@ -62,11 +62,27 @@ def _case_id(c: dict) -> str:
     return f"{c['framework']}-{c['model'][7:-5]}-p{c['parties']}-b{batch}-{c['loss']}-{c['optimizer']}"
 
 
+#: measured cases whose record still carries a `known_gap` that the expander now models, with what is left
+#: (relative bytes, rounds) per phase. transformer_block (SPU): softmax and LayerNorm backward follow XLA's
+#: graph (pphlo dump of the grad program: softmax as u / sum, rsqrt differentiated with a division per row);
+#: left: loss+backward 256 B and 1 round short of 1,688,456 B / 256 (XLA folds the MSE scale 2/size into the
+#: last LayerNorm's scale, 32 elements, where the expander scales the loss gradient; not decomposed further).
+RESIDUAL = {"semi2k-transformer_block-p2-b1-mse-sgd": (0.0002, 1)}
+
+
 @pytest.mark.parametrize("case", MEASURED, ids=[_case_id(c) for c in MEASURED])
 def test_training_measured(case: dict) -> None:
     """Our own runs of the real frameworks (validation/*/measure_train.py): CrypTen exact; SPU exact except
     Adam's update (XLA folds one public product per element: within 1% bytes, 5% rounds). A record with a
     `known_gap` documents a difference not modelled yet (reported as xfail with its explanation)."""
+    residual = RESIDUAL.get(_case_id(case))
+    if residual:
+        ours = _phases(case)
+        for name, want in case["phases"].items():
+            got = ours[name]
+            assert abs(got[0] - want["bytes"]) <= residual[0] * want["bytes"], (name, got, want)
+            assert abs(got[1] - want["rounds"]) <= residual[1], (name, got, want)
+        return
     if case.get("known_gap"):
         pytest.xfail(case["known_gap"])
     ours = _phases(case)
@@ -85,6 +101,13 @@ def test_training_measured(case: dict) -> None:
 #: scikit-learn exports: coefficients live in ai.onnx.ml attributes (logreg: no weight to train) and the
 #: outputs are labels/ZipMap maps, so there is no differentiable graph to expand; the expander must say so.
 NOT_TRAINABLE = {"sklearn_logreg", "sklearn_mlp"}
+#: one output (a sigmoid probability): softmax cross-entropy is constant there, the expander asks for MSE
+ONE_CLASS = {"logreg_sigmoid"}
+
+
+def test_cross_entropy_over_one_class_is_refused() -> None:
+    with pytest.raises(ParamError, match="--loss mse"):
+        expand(load(MODELS / "logreg_sigmoid.onnx", batch=2).model, TrainOptions())
 
 
 @pytest.mark.parametrize("path", sorted(p for p in MODELS.glob("*.onnx") if p.stem in NOT_TRAINABLE),
@@ -100,8 +123,9 @@ def test_untrainable_models_get_a_clean_error(path) -> None:
 def test_every_model_expands_to_a_valid_graph(path) -> None:
     """check_model(full_check=True) passes and shape inference gives every tensor a static shape."""
     loaded = load(path, batch=2)
-    for opts in (TrainOptions(), TrainOptions(loss="mse", optimizer="adam", style="crypten"),
-                 TrainOptions(optimizer="momentum", style="jax")):
+    loss = "mse" if path.stem in ONE_CLASS else "cross-entropy"
+    for opts in (TrainOptions(loss=loss), TrainOptions(loss="mse", optimizer="adam", style="crypten"),
+                 TrainOptions(loss=loss, optimizer="momentum", style="jax")):
         train, phases = expand(loaded.model, opts)
         inferred = check(train)
         assert missing_shapes(inferred) == []
@@ -162,6 +186,35 @@ def _tiny_pad() -> onnx.ModelProto:
                              opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _tiny_gaps() -> onnx.ModelProto:
+    """Gather (repeated ids) -> Gemm -> HardSwish -> Split -> Where -> strided Slice -> + Expand -> HardSigmoid -> Gemm:
+    the gradients the zoo needed (embeddings, GPT-2's causal mask, resnet32's shortcut, MobileNetV3)."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 6])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 3])
+    inits = [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in (
+        ("emb.weight", (5, 6)), ("a.weight", (8, 6)), ("e.bias", (1, 2)), ("b.weight", (3, 2)))]
+    i64 = np.int64
+    inits += [numpy_helper.from_array(np.array(v, dt), n) for n, v, dt in (
+        ("ids", [3, 3], i64), ("split", [4, 4], i64), ("st", [1], i64), ("en", [4], i64), ("ax", [1], i64),
+        ("step", [2], i64), ("eshape", [2, 2], i64),
+        ("cond", [[True, False, True, True], [False, True, False, True]], np.bool_))]
+    nodes = [
+        helper.make_node("Gather", ["emb.weight", "ids"], ["e"], name="/emb/Gather"),
+        helper.make_node("Add", ["input", "e"], ["h0"], name="/Add"),
+        helper.make_node("Gemm", ["h0", "a.weight"], ["h1"], name="/a/Gemm", transB=1),
+        helper.make_node("HardSwish", ["h1"], ["h2"], name="/HardSwish"),
+        helper.make_node("Split", ["h2", "split"], ["s0", "s1"], name="/Split", axis=1),
+        helper.make_node("Where", ["cond", "s0", "s1"], ["w"], name="/Where"),
+        helper.make_node("Slice", ["w", "st", "en", "ax", "step"], ["sl"], name="/Slice"),
+        helper.make_node("Expand", ["e.bias", "eshape"], ["eb"], name="/Expand"),
+        helper.make_node("Add", ["sl", "eb"], ["h3"], name="/Add_1"),
+        helper.make_node("HardSigmoid", ["h3"], ["h4"], name="/HardSigmoid", alpha=0.3, beta=0.4),
+        helper.make_node("Gemm", ["h4", "b.weight"], ["output"], name="/b/Gemm", transB=1),
+    ]
+    return helper.make_model(helper.make_graph(nodes, "tiny_gaps", [x], [y], inits),
+                             opset_imports=[helper.make_opsetid("", 17)])
+
+
 def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
     m = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
     rng = np.random.default_rng(seed)
@@ -177,14 +230,16 @@ def _with_weights(path, batch: int, seed: int = 0) -> onnx.ModelProto:
 @pytest.mark.parametrize(("name", "loss"), [("mlp", "cross-entropy"), ("lenet5", "cross-entropy"),
                                            ("mlp_tanh_softmax", "cross-entropy"), ("logreg_sigmoid", "mse"),
                                            ("tiny_bn", "cross-entropy"), ("transformer_block", "mse"),
-                                           ("tiny_pad", "mse")])
+                                           ("tiny_pad", "mse"), ("tiny_gaps", "mse"),
+                                           ("transformer_block@jax", "mse")])
 def test_gradients_match_finite_differences(name: str, loss: str) -> None:
     """The expanded graph's SGD step (lr 1) equals w - dL/dw, dL/dw by central differences of the loss the
     graph computes (onnx.reference). ReLU and max-pool kinks make a few differences disagree: 80% must match."""
-    tiny = {"tiny_bn": _tiny_bn, "tiny_pad": _tiny_pad}
+    name, _, style = name.partition("@")  # `@jax`: the JAX-style graph (LayerNormGrad, SoftmaxQuotientGrad)
+    tiny = {"tiny_bn": _tiny_bn, "tiny_pad": _tiny_pad, "tiny_gaps": _tiny_gaps}
     model = _with_weights(tiny[name]() if name in tiny else MODELS / f"{name}.onnx", 2)
     loaded = load(model, batch=None if name.startswith("transformer") else 2)
-    train, _ = expand(loaded.model, TrainOptions(loss=loss, lr=1.0))
+    train, _ = expand(loaded.model, TrainOptions(loss=loss, lr=1.0, style=style or "onnx"))
     rng = np.random.default_rng(1)
     x = rng.normal(size=loaded.input_shapes["input"]).astype(np.float32)
     out_shape = [d.dim_value for d in train.graph.input[-1].type.tensor_type.shape.dim]
@@ -302,7 +357,8 @@ ORT = json.loads((ROOT / "validation" / "measured" / "training" / "ort_grads.jso
 def test_backward_matches_onnxruntime_training(name: str) -> None:
     """onnxruntime-training 1.19.2 generate_artifacts (validation/ort_training.py): the same forward nodes get
     a `<name>_Grad/` scope, and each Gemm the same number of Gemm gradient nodes (no dX for the data input)."""
-    train, _ = expand(load(MODELS / name, batch=1).model, TrainOptions())
+    loss = "mse" if name.removesuffix(".onnx") in ONE_CLASS else "cross-entropy"
+    train, _ = expand(load(MODELS / name, batch=1).model, TrainOptions(loss=loss))
     ours: dict[str, list[str]] = {}
     for n in train.graph.node:
         if "_Grad/" in n.name and not n.name.startswith("/loss/"):
@@ -315,3 +371,51 @@ def test_backward_matches_onnxruntime_training(name: str) -> None:
     for fwd, ops in theirs.items():
         if fwd.endswith("/Gemm"):
             assert ops.count("Gemm") == ours[fwd].count("Gemm"), fwd
+
+
+def _gemm_act_gemm(act: str, **attrs: object) -> onnx.ModelProto:
+    """input 2x16 -> Gemm 32 -> act -> Gemm 10 (opset 17), the models measured below."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [2, 16])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [2, 10])
+    inits = [numpy_helper.from_array(np.zeros(s, np.float32), n) for n, s in (("a.weight", (32, 16)),
+                                                                             ("b.weight", (10, 32)))]
+    nodes = [helper.make_node("Gemm", ["input", "a.weight"], ["h"], name="/a/Gemm", transB=1),
+             helper.make_node(act, ["h"], ["r"], name=f"/{act}", **attrs),
+             helper.make_node("Gemm", ["r", "b.weight"], ["output"], name="/b/Gemm", transB=1)]
+    return helper.make_model(helper.make_graph(nodes, "t", [x], [y], inits),
+                             opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("act", "attrs", "forward", "loss_backward"), [
+    ("HardSwish", {}, (37024, 23), (31560, 24)),
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, (34464, 21), (26440, 20)),
+])
+def test_spu_hard_activation_gradients_measured(act: str, attrs: dict, forward: tuple, loss_backward: tuple) -> None:
+    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py MODEL --input input=2x16 --loss mse, run
+    2026-11-25 on the model above): forward and loss+backward bytes/rounds. The backward shares x > 0 with the
+    forward's maximum (one fresh comparison, an AndBB, a select)."""
+    p = profile_train(_gemm_act_gemm(act, **attrs), TrainOptions(loss="mse"), backends=["semi2k"],
+                      input_shapes={"input": (2, 16)}, params={"semi2k": {"parties": 2}})
+    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
+    assert ph["forward"] == forward
+    assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == loss_backward
+
+
+def test_spu_embedding_split_strided_slice_gradients_measured() -> None:
+    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py --input input=2x6 --loss mse --classes 3,
+    2026-11-25) on tiny_gaps with HardSwish/HardSigmoid as Identity and the Where as an Add (the harness feeds
+    no boolean constant): the embedding's scatter-add, Split, Expand and the strided Slice's gradient are local,
+    every phase exact."""
+    m = _tiny_gaps()
+    for n in m.graph.node:
+        if n.op_type in ("HardSwish", "HardSigmoid"):
+            n.op_type = "Identity"
+            del n.attribute[:]
+        if n.op_type == "Where":
+            n.op_type = "Add"
+            del n.input[0]
+    p = profile_train(m, TrainOptions(loss="mse"), backends=["semi2k"], input_shapes={"input": (2, 6)},
+                      params={"semi2k": {"parties": 2}})
+    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
+    assert ph["forward"] == (1296, 4) and ph["update"] == (688, 4)
+    assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == (2680, 12)

@@ -117,6 +117,11 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     if logits not in shapes:
         raise ModelError(f"output {logits!r} has no static shape; bind the inputs with --input-shape / --batch")
     out_shape = shapes[logits]
+    if opts.loss == "cross-entropy" and (not out_shape or out_shape[-1] == 1):
+        # softmax over one value is 1: the loss is constant and every gradient zero (a logistic regression's
+        # single sigmoid output is trained with a regression loss)
+        raise ParamError(f"output {logits!r} has one class (shape {list(out_shape)}): softmax cross-entropy is "
+                         "constant there; use --loss mse")
 
     # Forward: which tensors depend on a trainable weight through differentiable inputs.
     rg: set[str] = set(params) | (set(data_inputs) if style.data_input_grads else set())
@@ -176,7 +181,7 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
                 dys.append(parts[0])
             else:
                 dys.append(ctx.op("Sum", parts, b.shapes.get(o)))
-        if dys[0] is None:
+        if dys[0] is None and not rule.any_output:
             raise ModelError(f"node {n.name!r} ({key}): only its first output may carry a gradient")
         for x, gx in zip(n.input, rule.fn(ctx, dys), strict=False):
             if gx is not None and x in rg:

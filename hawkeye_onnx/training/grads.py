@@ -40,11 +40,18 @@ class Autodiff:
     # JAX sizes a conv's weight-gradient window to the kernel (trimming padding, even the input); CrypTen
     # computes the whole correlation and narrows it afterwards (crypten/gradients.py AutogradConv2D)
     trim_weight_grad: bool = False
+    # jax 0.4.34 (jax_softmax_custom_jvp off) differentiates softmax as exp(x - max) / sum: the backward has a
+    # secret division of dY by the row sums and a reciprocal of their squares (XLA dump, tests/test_training.py)
+    softmax_quotient: bool = False
+    # XLA keeps the forward's centred input, rsqrt(var + eps) and var: LayerNorm's backward recomputes no
+    # statistic; it differentiates rsqrt (rsqrt(v) / v, a secret division per row)
+    saved_norm_stats: bool = False
 
 
 STYLES = {
     "onnx": Autodiff("onnx"),
-    "jax": Autodiff("jax", rsqrt_below=2.0**-18, trim_weight_grad=True),
+    "jax": Autodiff("jax", rsqrt_below=2.0**-18, trim_weight_grad=True, softmax_quotient=True,
+                   saved_norm_stats=True),
     # crypten/nn/module.py GlobalAveragePool.forward starts from input.shallow_copy(), a new tensor without
     # grad_fn: CrypTen trains nothing before it (measured: resnet_cifar's backward stops at the pooling)
     "crypten": Autodiff("crypten", data_input_grads=True, gemm_scalar_grads=True, secret_seed=True,
@@ -116,15 +123,16 @@ Rule = Callable[[GradCtx, Grads], Grads]
 class GradRule:
     fn: Rule
     diff: tuple[int, ...]  # inputs that can carry a gradient (others: shapes, axes, running stats)
+    any_output: bool = False  # the rule takes a gradient on any output (Split), not only the first
 
 
 REGISTRY: dict[str, GradRule] = {}
 
 
-def register(ops: str | Sequence[str], diff: Sequence[int] = (0,)) -> Callable[[Rule], Rule]:
+def register(ops: str | Sequence[str], diff: Sequence[int] = (0,), any_output: bool = False) -> Callable[[Rule], Rule]:
     def deco(fn: Rule) -> Rule:
         for op in [ops] if isinstance(ops, str) else ops:
-            REGISTRY[op] = GradRule(fn, tuple(diff))
+            REGISTRY[op] = GradRule(fn, tuple(diff), any_output)
         return fn
 
     return deco
@@ -310,6 +318,8 @@ def _gelu(c: GradCtx, dys: Grads) -> Grads:
 def _softmax(c: GradCtx, dys: Grads) -> Grads:
     y, s = c.node.output[0], _out_shape(c)
     axis = int(c.attrs.get("axis", -1)) % len(s)
+    if c.style.softmax_quotient and axis == len(s) - 1:
+        return [c.custom("SoftmaxQuotientGrad", [dys[0], y], s)]
     kept = tuple(1 if i == axis else d for i, d in enumerate(s))
     dot = c.op("ReduceSum", [c.op("Mul", [dys[0], y], s), c.ints([axis])], kept, keepdims=1)
     return [c.op("Mul", [y, c.op("Sub", [dys[0], dot], s)], s)]
@@ -496,6 +506,15 @@ def _layernorm(c: GradCtx, dys: Grads) -> Grads:
     axes = list(range(axis, len(s)))
     scale = c.node.input[1] if len(c.node.input) > 1 and c.node.input[1] else None
     bshape = tuple(s[axis:])
+    if c.style.saved_norm_stats and scale and axis == len(s) - 1:
+        eps = float(c.attrs.get("epsilon", 1e-5))
+        dx, dscale = c.b.emit(c.scope, "LayerNormGrad", [dy, x, scale], 2, DOMAIN, s, epsilon=eps)
+        c.b.shapes[dscale] = c.shape(scale)
+        out_j: Grads = [dx if c.need(0) else None, dscale if c.need(1) else None, None]
+        if c.need(2) and len(c.node.input) > 2 and c.node.input[2]:
+            lead = list(range(axis))
+            out_j[2] = c.like(c.op("ReduceSum", [dy, c.ints(lead)], bshape, keepdims=0), c.node.input[2])
+        return out_j
     dx, xh = _norm_backward(c, dy, x, axes, float(c.attrs.get("epsilon", 1e-5)), scale, bshape)
     out: Grads = [dx if c.need(0) else None, None, None]
     lead = list(range(axis))
@@ -572,27 +591,115 @@ def _concat(c: GradCtx, dys: Grads) -> Grads:
     return out
 
 
+def _const_ints(c: GradCtx, name: str) -> np.ndarray | None:
+    """The value of a constant int input (initializer or Constant node), else None."""
+    if not name:
+        return None
+    v = c.b.initial_values.get(name)
+    if v is None:
+        for p in c.b.producers.get(name, ()):
+            if p.op_type == "Constant":
+                v = onnx.numpy_helper.to_array(p.attribute[0].t)
+    return None if v is None else np.asarray(v).reshape(-1)
+
+
 @register("Slice", diff=(0,))
 def _slice(c: GradCtx, dys: Grads) -> Grads:
-    """Pad dY back with zeros (unit steps, constant starts/ends)."""
+    """Put dY back where the slice took it, zeros elsewhere (constant starts/ends, positive steps).
+    A step s > 1 (resnet32's option-A shortcut x[:, :, ::2, ::2]) interleaves s - 1 zeros after every
+    element (Unsqueeze, Pad, Reshape: JAX's transpose of a strided slice is lax.pad with interior padding,
+    crypten/gradients.py AutogradGetItem zero-fills and assigns), then a border Pad; all layout, local."""
     x = c.node.input[0]
     sx = c.shape(x)
-    vals = [c.b.initial_values.get(n) if n else None for n in c.node.input[1:]]
-    for k, n in enumerate(c.node.input[1:]):
-        if n and vals[k] is None:
-            for p in c.b.producers.get(n, ()):
-                vals[k] = onnx.numpy_helper.to_array(p.attribute[0].t)
-    starts, ends = vals[0], vals[1]
-    axes = vals[2] if len(vals) > 2 and vals[2] is not None else np.arange(len(starts))
-    steps = vals[3] if len(vals) > 3 and vals[3] is not None else np.ones(len(starts), dtype=np.int64)
-    if starts is None or ends is None or np.any(np.asarray(steps) != 1):
-        raise ModelError(f"node {c.node.name!r}: Slice gradient needs constant starts/ends and unit steps")
+    starts, ends = (_const_ints(c, n) for n in c.node.input[1:3])
+    axes = _const_ints(c, c.node.input[3]) if len(c.node.input) > 3 else None
+    steps = _const_ints(c, c.node.input[4]) if len(c.node.input) > 4 else None
+    if starts is None or ends is None:
+        raise ModelError(f"node {c.node.name!r}: Slice gradient needs constant starts and ends")
+    axes = np.arange(len(starts)) if axes is None else axes
+    steps = np.ones(len(starts), dtype=np.int64) if steps is None else steps
+    if np.any(steps < 1):
+        raise ModelError(f"node {c.node.name!r}: Slice gradient needs positive steps (got {steps.tolist()})")
+    g, cur = dys[0], list(_out_shape(c))
     pads = [0] * (2 * len(sx))
-    for st, en, ax in zip(np.asarray(starts).tolist(), np.asarray(ends).tolist(), np.asarray(axes).tolist(),
-                          strict=True):
+    for st, en, ax, step in zip(starts.tolist(), ends.tolist(), axes.tolist(), steps.tolist(), strict=True):
         ax %= len(sx)
         d = sx[ax]
         st = max(0, min(d, st + d if st < 0 else st))
         en = max(0, min(d, en + d if en < 0 else en))
-        pads[ax], pads[len(sx) + ax] = st, d - en
-    return [c.op("Pad", [dys[0], c.ints(pads)], sx)]
+        m = cur[ax]
+        if step > 1 and m > 0:
+            wide = [*cur[: ax + 1], 1, *cur[ax + 1:]]
+            g = c.op("Unsqueeze", [g, c.ints([ax + 1])], wide)
+            interior = [0] * (2 * len(wide))
+            interior[len(wide) + ax + 1] = step - 1
+            wide[ax + 1] = step
+            g = c.op("Pad", [g, c.ints(interior)], wide)
+            span = min(m * step, d - st)
+            cur[ax] = m * step
+            g = c.op("Reshape", [g, c.ints(cur)], cur)
+            if span < cur[ax]:  # trailing zeros past the end of the axis
+                cur[ax] = span
+                g = c.op("Slice", [g, c.ints([0]), c.ints([span]), c.ints([ax])], cur)
+        pads[ax], pads[len(sx) + ax] = st, d - st - cur[ax]
+    return [c.op("Pad", [g, c.ints(pads)], sx) if any(pads) else c.like(g, x)]
+
+
+@register("Split", diff=(0,), any_output=True)
+def _split(c: GradCtx, dys: Grads) -> Grads:
+    """Concat of the outputs' gradients; an output without one contributes zeros (ConstantOfShape: public)."""
+    sx = c.shape(c.node.input[0])
+    axis = int(c.attrs.get("axis", 0)) % len(sx)
+    parts = []
+    for o, dy in zip(c.node.output, dys, strict=True):
+        so = c.shape(o)
+        parts.append(dy if dy is not None else c.op("ConstantOfShape", [c.ints(so)], so))
+    return [parts[0] if len(parts) == 1 else c.op("Concat", parts, sx, axis=axis)]
+
+
+@register("Expand", diff=(0,))
+def _expand(c: GradCtx, dys: Grads) -> Grads:
+    return [c.unbroadcast(dys[0], c.node.input[0])]
+
+
+@register("Where", diff=(1, 2))
+def _where(c: GradCtx, dys: Grads) -> Grads:
+    """The gradient goes to the branch each element came from: Where(cond, dY, 0) and Where(cond, 0, dY)
+    (jax's select transpose; crypten/gradients.py AutogradWhere multiplies by the condition). GPT-2's
+    causal mask has a public condition: local in every framework."""
+    cond, s = c.node.input[0], _out_shape(c)
+    zero = c.const(0.0)
+    out: Grads = [None, None, None]
+    if c.need(1):
+        out[1] = c.unbroadcast(c.op("Where", [cond, dys[0], zero], s), c.node.input[1])
+    if c.need(2):
+        out[2] = c.unbroadcast(c.op("Where", [cond, zero, dys[0]], s), c.node.input[2])
+    return out
+
+
+@register("Gather", diff=(0,))
+def _gather(c: GradCtx, dys: Grads) -> Grads:
+    """Embedding lookup: the table's gradient is dY scatter-added into zeros at the (public) indices
+    (JAX's gather transpose is scatter-add; crypten/gradients.py AutogradIndexSelect uses index_add_).
+    ScatterND with reduction add (opset >= 16; before it, repeated indices would overwrite, costing the same)."""
+    data, idx = c.node.input[0], c.node.input[1]
+    sd = c.shape(data)
+    if int(c.attrs.get("axis", 0)) % len(sd) != 0:
+        raise ModelError(f"node {c.node.name!r}: Gather gradient is implemented for axis 0 (an embedding "
+                         f"lookup); got axis {c.attrs['axis']}")
+    si = c.shape(idx)
+    zeros = c.op("ConstantOfShape", [c.ints(sd)], sd)
+    ind = c.op("Unsqueeze", [idx, c.ints([len(si)])], (*si, 1))
+    red = {"reduction": "add"} if c.b.opset >= 16 else {}
+    return [c.op("ScatterND", [zeros, ind, dys[0]], sd, **red), None]
+
+
+@register("HardSigmoid")
+def _hardsigmoid(c: GradCtx, dys: Grads) -> Grads:
+    return [c.custom("HardSigmoidGrad", [dys[0], c.node.input[0]], c.shape(c.node.input[0]),
+                     alpha=float(c.attrs.get("alpha", 0.2)), beta=float(c.attrs.get("beta", 0.5)))]
+
+
+@register("HardSwish")
+def _hardswish(c: GradCtx, dys: Grads) -> Grads:
+    return [c.custom("HardSwishGrad", [dys[0], c.node.input[0]], c.shape(c.node.input[0]))]

@@ -22,6 +22,22 @@ def _cross_entropy(node: Node, graph: Graph) -> list[int]:
     return [math.prod(x) // max(c, 1), c, x[0] if x else 1]
 
 
+@register(f"{DOMAIN}::SoftmaxQuotientGrad", ["rows", "c"])
+def _softmax_grad(node: Node, graph: Graph) -> list[int]:
+    """Rows of the softmax (its last axis) from Y (input 1)."""
+    y = _shape(graph, node.inputs[1], node)
+    c = y[-1] if y else 1
+    return [math.prod(y) // max(c, 1), c]
+
+
+@register(f"{DOMAIN}::LayerNormGrad", ["rows", "c"])
+def _layernorm_grad(node: Node, graph: Graph) -> list[int]:
+    """Rows normalised over the last axis of X (input 1)."""
+    x = _shape(graph, node.inputs[1], node)
+    c = x[-1] if x else 1
+    return [math.prod(x) // max(c, 1), c]
+
+
 @register(f"{DOMAIN}::MaxPoolGrad", ["k", "tiles"])
 def _maxpool_grad(node: Node, graph: Graph) -> list[int]:
     """`tiles`: the windows cover the padded input exactly ((size + pads - k) % stride == 0 on every axis)."""
