@@ -100,7 +100,7 @@ def change(a: int | None, b: int | None) -> str:
 
 
 def _env(autoescape: bool) -> jinja2.Environment:
-    from hawkeye_onnx.html_report import templates_dir
+    from hawkeye_onnx.report_data import templates_dir
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=autoescape,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)

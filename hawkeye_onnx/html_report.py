@@ -12,7 +12,6 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -20,15 +19,7 @@ from markupsafe import Markup
 
 from hawkeye_onnx import __version__
 from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_seconds
-from hawkeye_onnx.report_data import build_view, exact, human_bytes
-
-
-def templates_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("templates/ not found beside the package")
+from hawkeye_onnx.report_data import build_view, exact, human_bytes, templates_dir
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,6 @@ same numbers as `--format json`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import jinja2
 from rich.console import Console
@@ -15,20 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_seconds
-from hawkeye_onnx.report_data import build_view, exact
+from hawkeye_onnx.report_data import build_view, exact, human_bytes, templates_dir
 from hawkeye_onnx.result import Profile, TreeNode
-
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_bytes(n: int) -> str:
-    """1536 -> '1.50 KiB' (binary units; exact numbers stay in the JSON)."""
-    value = float(n)
-    for unit in _UNITS:
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def modules_at_depth(tree: TreeNode, depth: int) -> list[tuple[tuple[str, ...], TreeNode]]:
@@ -120,17 +107,9 @@ def _md_escape(value: object) -> str:
     return " ".join(s.split())
 
 
-def _templates() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("templates/ not found beside the package")
-
-
 def render_markdown(profile: Profile, depth: int = 1, top: int = 15, nets: Sequence[Network] = DEFAULT_NETWORKS) -> str:
     """Paper-pasteable Markdown tables, rendered from the JSON dict (so training phases show when present)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_templates())), autoescape=False,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=False,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters["md"] = _md_escape
     env.filters["hb"] = human_bytes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hawkeye_onnx.network import DEFAULT_NETWORKS, Network, human_bandwidth
@@ -33,6 +34,15 @@ def human_bytes(n: int | float) -> str:
             return f"{sign}{int(value)} {unit}" if unit == "B" else f"{sign}{value:.2f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def templates_dir() -> Path:
+    """The Jinja templates: inside the installed package, or the source tree's top-level `templates/`."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("templates/ not found beside the package")
 
 
 def exact(n: int) -> str:
