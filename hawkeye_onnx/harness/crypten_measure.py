@@ -283,32 +283,19 @@ class _BytesIO:
         return self._f.read(n)
 
 
-def measure(
-    model_path: str | Path,
-    shapes: dict[str, list[int]],
-    parties: int = 2,
-    provider: str = "TFP",
-    timeout: float = 900.0,
-) -> dict[str, Any]:
-    """Evaluate the model with `parties` processes and return its measured communication.
-
-    Returns ``{"bytes", "rounds", "per_party": [...], ...}`` or ``{"error": "..."}``.
-    """
-    original = onnx.load(str(model_path))
-    gen = torch.Generator().manual_seed(0)
-    plain = {n: torch.rand(s, generator=gen) + 0.5 for n, s in shapes.items()}
-    model_bytes = prepare(onnx.load(str(model_path)))
+def run_parties(target: Any, world: int, parties: int, timeout: float,
+                args: Any) -> dict[Any, dict[str, Any]]:
+    """Run `world` forked processes `target(*args(rank, rendezvous, queue))` (the first `parties` are the
+    computing parties; a TTP dealer may follow) and collect each party's result dict from the queue, by rank.
+    Returns ``{"error": ...}`` when a party reports one, dies without a message or the timeout passes."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     rdv_dir = tempfile.mkdtemp(prefix="crypten-rdv-")
     rdv = "file://" + os.path.join(rdv_dir, "rendezvous")
-    world = parties + (1 if provider == "TTP" else 0)
-    procs = [
-        ctx.Process(target=_party, args=(r, parties, rdv, provider, model_bytes, plain, queue)) for r in range(world)
-    ]
+    procs = [ctx.Process(target=target, args=args(r, rdv, queue)) for r in range(world)]
     for p in procs:
         p.start()
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[Any, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
     while len(results) < parties and time.monotonic() < deadline:
         try:
@@ -330,10 +317,31 @@ def measure(
             p.join()
     shutil.rmtree(rdv_dir, ignore_errors=True)
     errors = [r["error"] for r in results.values() if "error" in r]
-    if errors:
-        return {"error": errors[0]}
-    if len(results) < parties:
-        return {"error": "timed out or a party died without a message"}
+    if errors or len(results) < parties:
+        return {"error": errors[0] if errors else "timed out or a party died without a message"}
+    return results
+
+
+def measure(
+    model_path: str | Path,
+    shapes: dict[str, list[int]],
+    parties: int = 2,
+    provider: str = "TFP",
+    timeout: float = 900.0,
+) -> dict[str, Any]:
+    """Evaluate the model with `parties` processes and return its measured communication.
+
+    Returns ``{"bytes", "rounds", "per_party": [...], ...}`` or ``{"error": "..."}``.
+    """
+    original = onnx.load(str(model_path))
+    gen = torch.Generator().manual_seed(0)
+    plain = {n: torch.rand(s, generator=gen) + 0.5 for n, s in shapes.items()}
+    model_bytes = prepare(onnx.load(str(model_path)))
+    world = parties + (1 if provider == "TTP" else 0)
+    results = run_parties(_party, world, parties, timeout,
+                          lambda r, rdv, queue: (r, parties, rdv, provider, model_bytes, plain, queue))
+    if "error" in results:
+        return results
     per = [results[r] for r in range(parties)]
     out = {
         "bytes": sum(r["bytes"] for r in per) // 2,

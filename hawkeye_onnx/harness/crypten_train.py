@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -39,7 +36,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # crypten_measure installs the torch.onnx stub crypten needs: import it before crypten
-from crypten_measure import _BytesIO, _stats, parse_input, prepare  # noqa: I001
+from crypten_measure import _BytesIO, _stats, parse_input, prepare, run_parties  # noqa: I001
 
 import crypten
 import crypten.communicator as comm
@@ -196,38 +193,10 @@ def measure_train(model_path: str | Path, shapes: dict[str, list[int]], classes:
             "adam": adam}
     original = onnx.load(str(model_path))
     model_bytes = prepare(onnx.load(str(model_path)))
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    rdv_dir = tempfile.mkdtemp(prefix="crypten-rdv-")
-    rdv = "file://" + os.path.join(rdv_dir, "rendezvous")
-    procs = [ctx.Process(target=_party, args=(r, parties, rdv, model_bytes, plain, opts, queue))
-             for r in range(parties)]
-    for p in procs:
-        p.start()
-    results: dict[int, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout
-    while len(results) < parties and time.monotonic() < deadline:
-        try:
-            rank, res = queue.get(timeout=1.0)
-            results[rank] = res
-            if "error" in res:
-                break
-        except Exception:  # queue.Empty: check the processes are still alive
-            if any(p.exitcode not in (None, 0) for p in procs):
-                time.sleep(1.0)
-                while not queue.empty():
-                    rank, res = queue.get()
-                    results[rank] = res
-                break
-    for p in procs:
-        p.join(timeout=5.0 if len(results) == parties else 0.5)
-        if p.is_alive():
-            p.kill()
-            p.join()
-    shutil.rmtree(rdv_dir, ignore_errors=True)
-    errors = [r["error"] for r in results.values() if "error" in r]
-    if errors or len(results) < parties:
-        return {"error": errors[0] if errors else "timed out or a party died without a message"}
+    results = run_parties(_party, parties, parties, timeout,
+                          lambda r, rdv, queue: (r, parties, rdv, model_bytes, plain, opts, queue))
+    if "error" in results:
+        return results
     out_steps = []
     for s in range(steps):
         phases = {}
