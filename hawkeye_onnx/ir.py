@@ -225,6 +225,18 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Move every object alive now (the IR's millions of records) out of the cyclic collector's sight
+    while the later stages run: otherwise each full collection rescans them all (about 1 s at 200k nodes).
+    They stay freed by reference counting as usual; `gc.unfreeze` hands them back on exit."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def build_graph(model: onnx.ModelProto, public_weights: bool = False) -> Graph:
     """Build the IR from a model whose shapes have been inferred (value_info filled), with its column
     view (`Graph.columns`) filled in the same pass: one Python loop over the protobuf nodes."""

@@ -13,8 +13,8 @@ import onnx
 
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
-from hawkeye_onnx.ir import build_graph
-from hawkeye_onnx.load import load, ort_symbolic, require_static
+from hawkeye_onnx.ir import Graph, build_graph, frozen_heap
+from hawkeye_onnx.load import LoadedModel, load, ort_symbolic, require_static
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import load_backends
 
@@ -56,6 +56,13 @@ def profile(
         if better is not None:
             graph = build_graph(better, public_weights=public_weights)
     graph.extra["shape_hint"] = loaded.shape_hint
+    with frozen_heap():
+        return _price_all(graph, loaded, backends, params, depth, progress)
+
+
+def _price_all(graph: Graph, loaded: LoadedModel, backends: Iterable[str] | None,
+               params: Mapping[str, Mapping[str, str | int | float]] | None, depth: int | None,
+               progress: Callable[[str, int, int], None]) -> Profile:
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})
     modules = ModuleIndex(graph)
