@@ -13,6 +13,7 @@ mode (BatchNormalization with batch statistics). Phases are the node ranges the 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ import onnx
 
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
-from hawkeye_onnx.ir import Graph, Node, build_graph
+from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import ModelInfo, Profile, Totals, UnsupportedOp
@@ -80,6 +81,21 @@ def profile_train(
 ) -> Profile:
     """Profile one training step of `model`. Several `options` (e.g. one per optimizer) give one run
     each: the first is the main result (`backends`), every run is summarised in `training.runs`."""
+    try:
+        return _profile_train(model, options, backends, params, input_shapes, batch, depth)
+    finally:
+        gc.unfreeze()  # the training graphs' records were frozen out of the cyclic GC's sight while pricing
+
+
+def _profile_train(
+    model: str | os.PathLike | onnx.ModelProto,
+    options: TrainOptions | Sequence[TrainOptions] | None,
+    backends: Iterable[str] | None,
+    params: Mapping[str, Mapping[str, str | int | float]] | None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None,
+    batch: int | None,
+    depth: int | None,
+) -> Profile:
     if options is None:
         options = TrainOptions()
     runs = [options] if isinstance(options, TrainOptions) else list(options)
@@ -98,7 +114,9 @@ def profile_train(
             style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
             if style_opts not in expanded:
                 train, phases = expand(loaded.model, style_opts)
-                graph = build_graph(load(train).model)
+                with paused_gc():  # see `hawkeye_onnx.profile.profile`: the records are frozen before the GC is back
+                    graph = build_graph(load(train).model)
+                    gc.freeze()
                 graph.extra["shape_hint"] = loaded.shape_hint
                 graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
                 expanded[style_opts] = (train, phases, graph)
