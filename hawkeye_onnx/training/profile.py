@@ -27,7 +27,7 @@ from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
-from hawkeye_onnx.result import ModelInfo, Profile, Totals, UnsupportedOp
+from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
 
@@ -60,6 +60,15 @@ def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str
 
 def _training_mode(node: Node) -> bool:
     return bool(node.attrs.get("training_mode", 0))
+
+
+def _replace(rep: BackendReport, **changes: object) -> BackendReport:
+    """`dataclasses.replace` for a report without reading its lazy `tree` (which would build the whole
+    module tree, and make the JSON writer walk it instead of writing from arrays)."""
+    values = {f.name: rep.__dict__["_tree"] if f.name == "tree" else getattr(rep, f.name)
+              for f in dataclasses.fields(rep)}
+    values.update(changes)
+    return BackendReport(**values)  # type: ignore[arg-type]
 
 
 def _phase_totals(node_cost: np.ndarray, phases: Mapping[str, tuple[int, int]]) -> dict[str, Totals]:
@@ -126,15 +135,15 @@ def _profile_train(
             priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
             cost = price(priced_graph, b)
             rep = build_report(priced_graph, cost, ModuleIndex(priced_graph), depth)
-            rep = dataclasses.replace(rep, phases=_phase_totals(cost.node_cost, phases))
+            rep = _replace(rep, phases=_phase_totals(cost.node_cost, phases))
             meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
             for op in sorted({op for op, _ in meta["detached"]}):
                 cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
                                     tuple(name for o, name in meta["detached"] if o == op))
-                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, cut))
+                rep = _replace(rep, unsupported=(*rep.unsupported, cut))
             if b.name not in BACKEND_STYLE:
                 note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
-                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, note))
+                rep = _replace(rep, unsupported=(*rep.unsupported, note))
             reports[b.name] = rep
         results.append((opts, reports))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
