@@ -236,7 +236,13 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
     g = model.graph
     shapes: dict[str, tuple[tuple[int, ...] | None, int]] = {}
     for vi in (*g.input, *g.value_info, *g.output):
-        shapes[vi.name] = _shape_of(vi.type)
+        tp = vi.type
+        if tp.HasField("tensor_type") and (tt := tp.tensor_type).HasField("shape"):
+            values = tuple(d.dim_value for d in tt.shape.dim)  # the common case of `_shape_of`, inlined
+            if min(values, default=1) > 0:
+                shapes[vi.name] = (values, tt.elem_type)
+                continue
+        shapes[vi.name] = _shape_of(tp)
 
     tensors: dict[str, Tensor] = {}
     ids: dict[str, int] = {}  # tensor name -> column id
@@ -286,11 +292,12 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
     groups: dict[str, list[int]] = {}
     pad = [-1, -1, -1]
     unknown = (None, 0)
+    join = "".join
     for i, nd in enumerate(g.node):
         name, op_type, domain = nd.name, nd.op_type, nd.domain
         inputs, outputs = tuple(nd.input), tuple(nd.output)
         try:  # protobuf hands back bytes for a string that is not valid UTF-8
-            name + op_type + domain + "".join(inputs) + "".join(outputs)
+            join((name, op_type, domain, *inputs, *outputs))
         except TypeError:
             raise ModelError(f"node #{i}: a name or op type is not valid UTF-8 text; the file is corrupt "
                              "(re-export the model)") from None
@@ -325,7 +332,14 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
         if "value" in attrs:
             attrs["value"] = "<tensor>"
         raw.append((i, name, op_type, domain, inputs, outputs, attrs))
-        raw_scopes.append(_scope(nd, name, scope_cache))
+        if "/" in name and not len(nd.metadata_props):  # `_scope`'s memoised case, inlined
+            prefix = name[: name.rindex("/") + 1]
+            found = scope_cache.get(prefix)
+            if found is None:
+                found = scope_cache[prefix] = _from_slash_name(prefix + "x")
+            raw_scopes.append(found)
+        else:
+            raw_scopes.append(scope_of(nd))
         in_rows.append((in_ids + pad)[:3])
         out_ids.append(ids[outputs[0]] if outputs and outputs[0] else (-2 if outputs else -1))
         secret_in.append(reads_secret)

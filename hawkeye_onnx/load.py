@@ -49,9 +49,10 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
-def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None, str | None]:
+def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None, str | None, bytes | None]:
+    """The model, its path, its digest, and the file's bytes (None for an in-memory model)."""
     if isinstance(source, onnx.ModelProto):
-        return source, None, hashlib.sha256(source.SerializeToString()).hexdigest()
+        return source, None, hashlib.sha256(source.SerializeToString()).hexdigest(), None
     path = Path(source)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
@@ -70,7 +71,7 @@ def _read(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto,
     texts = [model.producer_name, model.producer_version, g.name, *(vi.name for vi in (*g.input, *g.output))]
     if any(type(t) is not str for t in texts):  # protobuf gives bytes for a string that is not UTF-8
         raise ModelError(f"{path}: a name in the model header is not valid UTF-8 text; the file is corrupt")
-    return model, str(path), hashlib.sha256(data).hexdigest()
+    return model, str(path), hashlib.sha256(data).hexdigest(), data
 
 
 def _check_external_locations(model: onnx.ModelProto, path: str | None) -> None:
@@ -174,7 +175,7 @@ def ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
 def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
          batch: int | None = None) -> LoadedModel:
     """Read, bind and shape-infer a model. Raises ModelError / ShapeError with a one-line message."""
-    model, path, digest = _read(source)
+    model, path, digest, data = _read(source)
     shown = path or "<model>"
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
@@ -184,12 +185,15 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
     if batch is not None and batch <= 0:
         raise ModelError(f"--batch {batch}: must be a positive integer")
     if _bind_inputs(model, input_shapes or {}, batch, shown):
+        data = None  # the model changed: the file's bytes are stale
         del model.graph.value_info[:]
         for out in model.graph.output:
             if out.type.HasField("tensor_type"):
                 out.type.tensor_type.ClearField("shape")
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        # an unchanged file's own bytes spare infer_shapes re-serialising the model (0.2 s at 200k nodes)
+        inferred = onnx.shape_inference.infer_shapes(model if data is None else data, check_type=False,
+                                                     strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None

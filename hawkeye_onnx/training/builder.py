@@ -16,6 +16,17 @@ from onnx import helper, numpy_helper
 from hawkeye_onnx.training.functions import DOMAIN
 
 
+def _attribute(key: str, value: object) -> onnx.AttributeProto:
+    """`helper.make_attribute`, with its two most common cases (an int, a tensor) done directly."""
+    if type(value) is int:
+        return onnx.AttributeProto(name=key, type=onnx.AttributeProto.INT, i=value)
+    if type(value) is onnx.TensorProto:
+        attr = onnx.AttributeProto(name=key, type=onnx.AttributeProto.TENSOR)
+        attr.t.CopyFrom(value)
+        return attr
+    return helper.make_attribute(key, value)
+
+
 class Builder:
     """Appends nodes to a list; tracks the static shapes it knows (forward tensors, emitted ones)."""
 
@@ -54,7 +65,15 @@ class Builder:
         else:
             name = self._unique(f"{scope}/{op}")
         outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
-        node = helper.make_node(op, inputs, outs, name=name, domain=domain or None, **attrs)
+        node = onnx.NodeProto()  # what `helper.make_node` builds, without its per-call overhead
+        node.op_type = op
+        node.input.extend(inputs)
+        node.output.extend(outs)
+        node.name = name
+        if domain:
+            node.domain = domain
+        if attrs:
+            node.attribute.extend(_attribute(k, v) for k, v in sorted(attrs.items()) if v is not None)
         self.nodes.append(node)
         for o in outs:
             self.producers[o].append(node)

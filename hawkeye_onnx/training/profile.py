@@ -13,6 +13,7 @@ mode (BatchNormalization with batch statistics). Phases are the node ranges the 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,10 +24,10 @@ import onnx
 
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
-from hawkeye_onnx.ir import Graph, Node, build_graph
+from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
-from hawkeye_onnx.result import ModelInfo, Profile, Totals, UnsupportedOp
+from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
 
@@ -61,6 +62,15 @@ def _training_mode(node: Node) -> bool:
     return bool(node.attrs.get("training_mode", 0))
 
 
+def _replace(rep: BackendReport, **changes: object) -> BackendReport:
+    """`dataclasses.replace` for a report without reading its lazy `tree` (which would build the whole
+    module tree, and make the JSON writer walk it instead of writing from arrays)."""
+    values = {f.name: rep.__dict__["_tree"] if f.name == "tree" else getattr(rep, f.name)
+              for f in dataclasses.fields(rep)}
+    values.update(changes)
+    return BackendReport(**values)  # type: ignore[arg-type]
+
+
 def _phase_totals(node_cost: np.ndarray, phases: Mapping[str, tuple[int, int]]) -> dict[str, Totals]:
     out = {}
     for name in PHASES:
@@ -80,6 +90,21 @@ def profile_train(
 ) -> Profile:
     """Profile one training step of `model`. Several `options` (e.g. one per optimizer) give one run
     each: the first is the main result (`backends`), every run is summarised in `training.runs`."""
+    try:
+        return _profile_train(model, options, backends, params, input_shapes, batch, depth)
+    finally:
+        gc.unfreeze()  # the training graphs' records were frozen out of the cyclic GC's sight while pricing
+
+
+def _profile_train(
+    model: str | os.PathLike | onnx.ModelProto,
+    options: TrainOptions | Sequence[TrainOptions] | None,
+    backends: Iterable[str] | None,
+    params: Mapping[str, Mapping[str, str | int | float]] | None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None,
+    batch: int | None,
+    depth: int | None,
+) -> Profile:
     if options is None:
         options = TrainOptions()
     runs = [options] if isinstance(options, TrainOptions) else list(options)
@@ -98,7 +123,9 @@ def profile_train(
             style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
             if style_opts not in expanded:
                 train, phases = expand(loaded.model, style_opts)
-                graph = build_graph(load(train).model)
+                with paused_gc():  # see `hawkeye_onnx.profile.profile`: the records are frozen before the GC is back
+                    graph = build_graph(load(train).model)
+                    gc.freeze()
                 graph.extra["shape_hint"] = loaded.shape_hint
                 graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
                 expanded[style_opts] = (train, phases, graph)
@@ -108,15 +135,15 @@ def profile_train(
             priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
             cost = price(priced_graph, b)
             rep = build_report(priced_graph, cost, ModuleIndex(priced_graph), depth)
-            rep = dataclasses.replace(rep, phases=_phase_totals(cost.node_cost, phases))
+            rep = _replace(rep, phases=_phase_totals(cost.node_cost, phases))
             meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
             for op in sorted({op for op, _ in meta["detached"]}):
                 cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
                                     tuple(name for o, name in meta["detached"] if o == op))
-                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, cut))
+                rep = _replace(rep, unsupported=(*rep.unsupported, cut))
             if b.name not in BACKEND_STYLE:
                 note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
-                rep = dataclasses.replace(rep, unsupported=(*rep.unsupported, note))
+                rep = _replace(rep, unsupported=(*rep.unsupported, note))
             reports[b.name] = rep
         results.append((opts, reports))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
