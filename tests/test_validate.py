@@ -23,11 +23,12 @@ SPU_MLP = {"bytes": 1943888, "rounds": 22}
 
 
 def fake_python(tmp_path: Path, answer: dict) -> Path:
-    """An 'interpreter' that writes `answer` where the harness would write its results (argv[4])."""
+    """An 'interpreter' that keeps the job spec it got (argv[3]) as jobs_seen.json and writes `answer` where
+    the harness would write its results (argv[4])."""
     data = tmp_path / "answer.json"
     data.write_text(json.dumps(answer))
     exe = tmp_path / "python"
-    exe.write_text(f'#!/bin/sh\ncp "{data}" "$4"\n')
+    exe.write_text(f'#!/bin/sh\ncp "$3" "{tmp_path}/jobs_seen.json"\ncp "{data}" "$4"\n')
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     return exe
 

@@ -5,10 +5,10 @@ answers with canned counters; the real runs are in test_validate_train_framework
 from __future__ import annotations
 
 import json
-import stat
 from pathlib import Path
 
 import pytest
+from test_validate import _no_env, fake_python  # noqa: F401 - the stand-in interpreter and its env
 from typer.testing import CliRunner
 
 from hawkeye_onnx import validate as V
@@ -28,24 +28,6 @@ SPU_MLP_SGD = {"forward": {"bytes": 1943888, "rounds": 22}, "loss+backward": {"b
 def _record(phases: dict, **more: object) -> dict:
     return {"phases": phases, "bytes": sum(p["bytes"] for p in phases.values()),
             "rounds": sum(p["rounds"] for p in phases.values()), **more}
-
-
-def fake_python(tmp_path: Path, answer: dict) -> Path:
-    """An 'interpreter' that keeps the job spec it got (argv[3]) and writes `answer` as the results."""
-    data = tmp_path / "answer.json"
-    data.write_text(json.dumps(answer))
-    exe = tmp_path / "python"
-    exe.write_text(f'#!/bin/sh\ncp "$3" "{tmp_path}/jobs_seen.json"\ncp "{data}" "$4"\n')
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    return exe
-
-
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for fw in V.FRAMEWORKS.values():
-        monkeypatch.delenv(fw.env_var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(V, "PROJECT", tmp_path / "nowhere")
 
 
 def test_train_is_a_registered_mode() -> None:
