@@ -34,7 +34,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -360,23 +360,20 @@ def measure(
     }
 
 
-def run_jobs(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Measure every job of ``spec`` = ``{"parties": P, "jobs": [{"model", "inputs", "split_groups"}]}``
-    (the batch form ``hawkeye-onnx validate`` sends) on one set of party processes, started afresh
-    after a job that left them in an error; one result per job, in order."""
-    parties = int(spec["parties"])
+def run_on_cluster(parties: int, jobs: list[dict[str, Any]],
+                   one: Callable[[dict[str, Any], Cluster], tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
+    """Run `one(job, cluster)` for every job on one set of `parties` processes; `one` returns the job's result
+    and whether the cluster is still usable (if not, fresh parties are started for the next job). One result
+    per job, in order, without its "model" key."""
     results: list[dict[str, Any]] = []
     cluster: Cluster | None = None
     with _stdout_to_stderr():
         try:
-            for job in spec["jobs"]:
+            for job in jobs:
                 if cluster is None:
                     cluster = Cluster(parties)
-                try:
-                    split = bool(job.get("split_groups", False))
-                    res = measure(job["model"], job["inputs"], parties, cluster=cluster, split_groups=split)
-                except Exception as e:  # the parties were stopped: start fresh ones for the next job
-                    res = {"error": f"spu: {e}"}
+                res, usable = one(job, cluster)
+                if not usable:
                     cluster = None
                 res.pop("model", None)
                 results.append(res)
@@ -384,6 +381,22 @@ def run_jobs(spec: dict[str, Any]) -> list[dict[str, Any]]:
             if cluster is not None:
                 cluster.close()
     return results
+
+
+def run_jobs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Measure every job of ``spec`` = ``{"parties": P, "jobs": [{"model", "inputs", "split_groups"}]}``
+    (the batch form ``hawkeye-onnx validate`` sends) on one set of party processes, started afresh
+    after a job that left them in an error; one result per job, in order."""
+    parties = int(spec["parties"])
+
+    def one(job: dict[str, Any], cluster: Cluster) -> tuple[dict[str, Any], bool]:
+        try:
+            split = bool(job.get("split_groups", False))
+            return measure(job["model"], job["inputs"], parties, cluster=cluster, split_groups=split), True
+        except Exception as e:  # the parties were stopped: start fresh ones for the next job
+            return {"error": f"spu: {e}"}, False
+
+    return run_on_cluster(parties, spec["jobs"], one)
 
 
 def _parse_input(s: str) -> tuple[str, list[int]]:

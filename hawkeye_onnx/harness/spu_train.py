@@ -35,6 +35,7 @@ from spu_measure import (
     _stdout_to_stderr,
     make_inputs,
     parse_profile,
+    run_on_cluster,
     runtime_config,
 )
 
@@ -150,29 +151,19 @@ def run_jobs(spec: dict[str, Any]) -> list[dict[str, Any]]:
     "optimizer", "lr"}]}`` (what ``hawkeye-onnx validate --mode train`` sends) on one set of party
     processes, started afresh after a job that left them in an error; one record per job."""
     parties = int(spec["parties"])
-    results: list[dict[str, Any]] = []
-    cluster: Cluster | None = None
-    with _stdout_to_stderr():
+
+    def one(job: dict[str, Any], cluster: Cluster) -> tuple[dict[str, Any], bool]:
         try:
-            for job in spec["jobs"]:
-                if cluster is None:
-                    cluster = Cluster(parties)
-                try:
-                    res = measure_train(job["model"], job["inputs"], loss=job.get("loss", "cross_entropy"),
-                                        optimizer=job.get("optimizer", "sgd"), lr=float(job.get("lr", 0.01)),
-                                        parties=parties, target_shape=job.get("target_shape"), cluster=cluster)
-                except NotImplementedError as e:  # onnx2jax refuses an op: nothing ran
-                    res = {"error": f"onnx2jax: {e}"}
-                except Exception as e:  # the parties may be stuck: start fresh ones for the next job
-                    res = {"error": f"spu: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-                    cluster.close(force=True)
-                    cluster = None
-                res.pop("model", None)
-                results.append(res)
-        finally:
-            if cluster is not None:
-                cluster.close()
-    return results
+            return measure_train(job["model"], job["inputs"], loss=job.get("loss", "cross_entropy"),
+                                 optimizer=job.get("optimizer", "sgd"), lr=float(job.get("lr", 0.01)),
+                                 parties=parties, target_shape=job.get("target_shape"), cluster=cluster), True
+        except NotImplementedError as e:  # onnx2jax refuses an op: nothing ran
+            return {"error": f"onnx2jax: {e}"}, True
+        except Exception as e:  # the parties may be stuck: start fresh ones for the next job
+            cluster.close(force=True)
+            return {"error": f"spu: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}, False
+
+    return run_on_cluster(parties, spec["jobs"], one)
 
 
 def main(argv: list[str] | None = None) -> int:
