@@ -17,6 +17,23 @@ GROUND_TRUTH = SHARED / "ground-truth"
 MODELS = ROOT / "models"
 
 
+def backend_with(name: str, **params: object):
+    """The shipped rule file of backend `name` with parameter overrides (as `--param name.k=v` gives them)."""
+    from hawkeye_onnx.rules import load_backends
+
+    return load_backends([name], {name: {k: str(v) for k, v in params.items()}})[0]
+
+
+def primitive_cost(backend, name: str, **args: int) -> tuple[int, int]:
+    """Online (bytes, rounds) of one call of `backend`'s primitive `name` with scalar arguments."""
+    import numpy as np
+
+    from hawkeye_onnx.cost import _Evaluator
+
+    cost = _Evaluator(backend).primitive(backend.primitives[name], {k: np.array([v]) for k, v in args.items()}, 1)
+    return int(cost[0, 0]), int(cost[0, 1])
+
+
 def ground_truth_cases(mode: str) -> list[dict]:
     """Cases of shared/ground-truth/vectors.json (measured on the real frameworks)."""
     path = GROUND_TRUTH / "vectors.json"

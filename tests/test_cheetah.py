@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import backend_with, primitive_cost
 from onnx import TensorProto, helper
 
 import hawkeye_onnx
 from hawkeye_onnx import fn_cheetah
-from hawkeye_onnx.cost import _Evaluator
-from hawkeye_onnx.rules import load_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORKS = ROOT / "validation" / "cheetah" / "opencheetah_networks.json"
@@ -29,14 +28,12 @@ FRESH = 62420
 
 
 def _backend(**params):
-    return load_backends(["cheetah"], {"cheetah": {k: str(v) for k, v in params.items()}})[0]
+    return backend_with("cheetah", **params)
 
 
 def prim(name: str, backend=None, **args: int) -> tuple[int, int]:
     """Online (bytes, rounds) of one primitive call with scalar arguments."""
-    b = backend or _backend()
-    cost = _Evaluator(b).primitive(b.primitives[name], {k: np.array([v]) for k, v in args.items()}, 1)
-    return int(cost[0, 0]), int(cost[0, 1])
+    return primitive_cost(backend or _backend(), name, **args)
 
 
 def ferret(m: int) -> int:

@@ -11,23 +11,20 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from conftest import backend_with, primitive_cost
 from onnx import TensorProto, helper
 
 import hawkeye_onnx
 from hawkeye_onnx import fn_cryptflow2 as fn
-from hawkeye_onnx.cost import _Evaluator
-from hawkeye_onnx.rules import load_backends
 from validation.cryptflow2 import compare
 
 
 def _backend(**params):
-    return load_backends(["cryptflow2"], {"cryptflow2": {k: str(v) for k, v in params.items()}})[0]
+    return backend_with("cryptflow2", **params)
 
 
 def prim(name: str, backend=None, **args: int) -> tuple[int, int]:
-    b = backend or _backend()
-    cost = _Evaluator(b).primitive(b.primitives[name], {k: np.array([v]) for k, v in args.items()}, 1)
-    return int(cost[0, 0]), int(cost[0, 1])
+    return primitive_cost(backend or _backend(), name, **args)
 
 
 # ------------------------------------------------------------------------------ OT extension
