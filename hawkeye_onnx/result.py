@@ -9,7 +9,7 @@ of them, and a tuple is several times cheaper to create.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -195,17 +195,22 @@ class Profile:
         are written as text from arrays (`BackendReport.tree_json`), each spliced in where its `tree` goes."""
         if indent is not None:
             return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+        return "".join(self.json_parts())
+
+    def json_parts(self) -> Iterator[str]:
+        """`to_json()` in pieces, one backend's tree at a time: a writer streams them to a file instead of
+        holding the whole text (hundreds of MB for a 200k-node model) and its encoded bytes at once."""
         marks = {k: f"\x00tree{i}\x00" for i, k in enumerate(self.backends)}
         text = json.dumps(self.to_dict(marks), ensure_ascii=False)
         encoded = {k: json.dumps(m) for k, m in marks.items()}
         if any(text.count(e) != 1 for e in encoded.values()):  # a name in the model spells a mark: no splicing
-            return json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
-        parts = []
+            yield json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
+            return
         for k, e in encoded.items():
             before, _, text = text.partition(e)
-            parts += [before, self.backends[k].tree_json()]
-        parts += [text, "\n"]
-        return "".join(parts)
+            yield before
+            yield self.backends[k].tree_json()
+        yield text + "\n"
 
     @property
     def has_unsupported(self) -> bool:
