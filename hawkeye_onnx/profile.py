@@ -67,7 +67,7 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
     require_static(loaded)
     progress("building the graph", 1, 3)
     graph = build_graph(loaded.model, public_weights=public_weights)
-    if any(t.shape is None for t in graph.tensors.values()):
+    if (graph.columns.rank < 0).any():
         better = ort_symbolic(loaded.model)  # onnx left some shape unknown: try onnxruntime's inference
         if better is not None:
             graph = build_graph(better, public_weights=public_weights)

@@ -94,14 +94,25 @@ def merge_repeated_calls(scopes: Sequence[tuple[str, ...]]) -> list[tuple[str, .
     """Fold TorchScript's call suffix: a segment `X_<n>` becomes `X` where the graph also has `X` under
     the same parent (the same module called again), so the tree has one entry per module, as dynamo's
     metadata gives. A lone `relu_1` with no `relu` beside it is a module of that name and stays."""
+    base: dict[str, str | None] = {}  # segment -> the `X` of `X_<n>`, or None (segments repeat a lot)
+    for scope in scopes:
+        for seg in scope:
+            if seg not in base:
+                m = _CALL_SUFFIX.match(seg)
+                base[seg] = m.group(1) if m else None
+    if not any(base.values()):
+        return list(scopes)
     prefixes = {scope[: i + 1] for scope in scopes for i in range(len(scope))}
     out = []
     for scope in scopes:
+        if not any(base[seg] for seg in scope):
+            out.append(scope)
+            continue
         merged: list[str] = []
         for i, seg in enumerate(scope):
-            m = _CALL_SUFFIX.match(seg)
-            if m and (*scope[:i], m.group(1)) in prefixes:
-                seg = m.group(1)
+            b = base[seg]
+            if b is not None and (*scope[:i], b) in prefixes:
+                seg = b
             merged.append(seg)
         out.append(tuple(merged))
     return out
