@@ -232,11 +232,37 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def build_graph(model: onnx.ModelProto, public_weights: bool = False) -> Graph:
+#: Static shape and element type of each named value, as `value_shapes` reads them from a graph.
+Shapes = dict[str, tuple[tuple[int, ...] | None, int]]
+
+
+def build_graph(model: onnx.ModelProto, public_weights: bool = False,
+                shapes: Callable[[], Shapes] | None = None) -> Graph:
     """Build the IR from a model whose shapes have been inferred (value_info filled), with its column
-    view (`Graph.columns`) filled in the same pass: one Python loop over the protobuf nodes."""
+    view (`Graph.columns`) filled in the same pass: one Python loop over the protobuf nodes.
+
+    `shapes`, if given, is called once the graph's structure is read, for the shapes (by default
+    `value_shapes(model.graph)`): the pipeline can then infer them in another process meanwhile."""
     with paused_gc():
-        return _build_graph(model, public_weights)
+        return _build_graph(model, public_weights, shapes or (lambda: value_shapes(model.graph)))
+
+
+_DIM = attrgetter("dim_value")
+
+
+def value_shapes(g: onnx.GraphProto) -> Shapes:
+    """The static shape (None if any dim is unknown) and element type of every input, value_info and output."""
+    with paused_gc():
+        shapes: Shapes = {}
+        for vi in (*g.input, *g.value_info, *g.output):
+            tt = vi.type.tensor_type  # an empty default when the value is not a tensor (`_shape_of` sees to it)
+            if tt.HasField("shape"):
+                values = tuple(map(_DIM, tt.shape.dim))  # the common case of `_shape_of`, inlined
+                if min(values, default=1) > 0:
+                    shapes[vi.name] = (values, tt.elem_type)
+                    continue
+            shapes[vi.name] = _shape_of(vi.type)
+        return shapes
 
 
 class TensorTable(Mapping[str, Tensor]):
@@ -271,21 +297,8 @@ class TensorTable(Mapping[str, Tensor]):
         return None in self._shape
 
 
-_DIM = attrgetter("dim_value")
-
-
-def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
+def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Callable[[], Shapes]) -> Graph:
     g = model.graph
-    shapes: dict[str, tuple[tuple[int, ...] | None, int]] = {}
-    for vi in (*g.input, *g.value_info, *g.output):
-        tt = vi.type.tensor_type  # an empty default when the value is not a tensor (`_shape_of` sees to it)
-        if tt.HasField("shape"):
-            values = tuple(map(_DIM, tt.shape.dim))  # the common case of `_shape_of`, inlined
-            if min(values, default=1) > 0:
-                shapes[vi.name] = (values, tt.elem_type)
-                continue
-        shapes[vi.name] = _shape_of(vi.type)
-
     # Tensors as columns (id = position), see `TensorTable`. "" (an omitted optional input) maps to -1.
     ids: dict[str, int] = {"": -1}
     t_shape: list[tuple[int, ...] | None] = []
@@ -338,9 +351,11 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
             parameters += math.prod(dims)
     inits = frozenset(init_names)
     data_inputs = tuple(vi.name for vi in g.input if vi.name not in inits)
+    # Graph inputs and node outputs get their shapes once the structure is read (`read_shapes`).
+    shaped: list[tuple[int, str]] = []
     for name in data_inputs:
-        shape, dtype = shapes.get(name, (None, 0))
-        add(name, shape, dtype, True, None)
+        add(name, None, 0, True, None)
+        shaped.append((ids[name], name))
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     raw: list[tuple] = []
@@ -351,7 +366,6 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
     secret_in: list[bool] = []
     groups: dict[str, list[int]] = {}
     pad = [-1, -1, -1]
-    unknown = (None, 0)
     join = "".join
     get_id = ids.__getitem__
     no_attrs: Mapping[str, Any] = MappingProxyType({})  # shared by every node without attributes: read-only
@@ -380,18 +394,16 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
         for out in outputs:
             if not out:
                 continue
-            shape, dtype = shapes.get(out, unknown)
-            if value is not None and shape is None:
-                shape = tuple(value.shape)
             if out in ids or value is not None:
-                add(out, shape, dtype, secret, value)
-                continue
-            ids[out] = len(t_shape)  # the common case, inlined: a new tensor, not a small constant
-            t_shape.append(shape)
-            t_dtype.append(dtype)
-            t_secret.append(secret)
-            if secret:
-                secret_names.add(out)
+                add(out, None, 0, secret, value)
+            else:  # the common case, inlined: a new tensor, not a small constant
+                ids[out] = len(t_shape)
+                t_shape.append(None)
+                t_dtype.append(0)
+                t_secret.append(secret)
+                if secret:
+                    secret_names.add(out)
+            shaped.append((ids[out], out))
         if "value" in attrs:
             attrs["value"] = "<tensor>"
         raw.append((i, name, op_type, domain, inputs, outputs, attrs))
@@ -416,6 +428,13 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
     distinct = list(dict.fromkeys(raw_scopes))  # merging depends on the set of scopes only
     merged = dict(zip(distinct, merge_repeated_calls(distinct), strict=True))
     nodes = tuple(Node(*r, merged[sc]) for r, sc in zip(raw, raw_scopes, strict=True))
+    shapes = read_shapes()  # only now: all of the above can run while another process infers them
+    unknown = (None, 0)
+    for tid, name in shaped:
+        shape, t_dtype[tid] = shapes.get(name, unknown)
+        if shape is None and tid in t_value:  # a small Constant whose output inference left out
+            shape = tuple(t_value[tid].shape)
+        t_shape[tid] = shape
     tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
     graph = Graph(nodes, tensors, data_inputs, tuple(o.name for o in g.output), inits, opset, parameters)
     n = len(nodes)
