@@ -67,7 +67,8 @@ def profile(
 OVERLAP_MIN_NODES = 20_000
 
 
-def _overlap_min_nodes() -> int:
+def overlap_min_nodes() -> int:
+    """From how many nodes the pipeline runs work in a second process (shape inference, JSON trees)."""
     value = os.environ.get("HAWKEYE_ONNX_OVERLAP_NODES", "").strip()
     if not value:
         return OVERLAP_MIN_NODES
@@ -83,7 +84,7 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
     progress("reading the model and inferring shapes", 0, 3)
     bound = read_bound(model, input_shapes, batch)
     inferred: onnx.ModelProto | None = None
-    if background.AVAILABLE and len(bound.model.graph.node) >= _overlap_min_nodes():
+    if background.AVAILABLE and len(bound.model.graph.node) >= overlap_min_nodes():
         loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
         require_static(loaded_model)
         progress("building the graph (shapes inferred alongside)", 1, 3)

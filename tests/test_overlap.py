@@ -38,6 +38,13 @@ def test_overlapped_report_equals_in_process(model: Path, monkeypatch: pytest.Mo
     assert _no_children()
 
 
+@pytest.mark.parametrize("model", MODELS[:6], ids=lambda p: p.stem)
+def test_trees_written_in_a_child_give_the_same_json(model: Path) -> None:
+    result = profile(model, batch=2)
+    assert "".join(result.json_parts(parallel=True)) == result.to_json()
+    assert _no_children()
+
+
 def _run(path: Path, args: tuple[str, ...], overlap: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HAWKEYE_ONNX_OVERLAP_NODES": overlap}
     return subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(path), *args, "-f", "json", "-q"],
