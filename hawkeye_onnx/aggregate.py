@@ -30,19 +30,20 @@ class ModuleIndex:
         ids: dict[tuple[str, ...], int] = {(): 0}
         self.paths: list[tuple[str, ...]] = [()]
         self.parent: list[int] = [-1]
-        node_module = []
-        for node in graph.nodes:
-            mid = ids.get(node.scope)
+        scopes, node_scope = graph.scope_index
+        scope_module = []
+        for scope in scopes:  # in the order nodes first use them: modules are numbered as nodes reach them
+            mid = ids.get(scope)
             if mid is None:
-                for depth in range(1, len(node.scope) + 1):
-                    prefix = node.scope[:depth]
+                for depth in range(1, len(scope) + 1):
+                    prefix = scope[:depth]
                     if prefix not in ids:
                         ids[prefix] = len(self.paths)
                         self.paths.append(prefix)
                         self.parent.append(ids[prefix[:-1]])
-                mid = ids[node.scope]
-            node_module.append(mid)
-        self.node_module = np.asarray(node_module, dtype=np.int64).reshape(len(graph.nodes))
+                mid = ids[scope]
+            scope_module.append(mid)
+        self.node_module = np.asarray(scope_module, dtype=np.int64)[node_scope].reshape(len(graph.nodes))
         self.children: list[list[int]] = [[] for _ in self.paths]
         for m in range(1, len(self.paths)):
             self.children[self.parent[m]].append(m)

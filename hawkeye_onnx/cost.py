@@ -199,16 +199,27 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     source: a harness that strips Identity nodes (CrypTen's) joins the two names. Only the span
     ``graph.extra["onnx_nodes"]`` (default: every node) is what the framework loads from the ONNX file; a
     training graph's loss, backward and optimizer nodes are the expander's, run by the framework's autograd."""
-    alias: dict[str, str] = {}
-    for node in graph.nodes:
-        if node.op_type == "Identity" and node.inputs and node.outputs:
-            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+    col = graph.columns
     lo, hi = graph.extra.get("onnx_nodes", (0, len(graph.nodes)))
-    out = []
-    for node in graph.nodes[lo:hi]:
-        names = [alias.get(x, x) for x in node.inputs if x]
-        if len(set(names)) < len(names) and node.op_type != "Identity":
-            out.append(node.index)
+    # Identity outputs take their source's tensor id (Identity nodes are few: a loop over them is cheap).
+    canon = np.arange(len(col.size), dtype=np.int64)
+    is_identity = np.fromiter((n.op_type == "Identity" for n in graph.nodes), dtype=bool, count=len(graph.nodes))
+    for i in np.flatnonzero(is_identity).tolist():
+        a, out = int(col.node_in[i, 0]), int(col.node_out[i])
+        if a >= 0 and out >= 0:
+            canon[out] = canon[a]
+    ins = np.where(col.node_in >= 0, canon[col.node_in], -1)[lo:hi]
+    a, b, c = ins[:, 0], ins[:, 1], ins[:, 2]
+    dup = ((a == b) & (a >= 0)) | ((a == c) & (a >= 0)) | ((b == c) & (b >= 0))
+    out = set((np.flatnonzero(dup & ~is_identity[lo:hi]) + lo).tolist())
+    ids: dict[str, int] | None = None
+    for node in graph.nodes[lo:hi]:  # a node with more than three inputs (Concat, ...): by name
+        if len(node.inputs) > 3 and node.op_type != "Identity":
+            if ids is None:  # tensor name -> id in `graph.columns` (the order of `graph.tensors`)
+                ids = {name: i for i, name in enumerate(graph.tensors)}
+            read = [int(canon[ids[x]]) for x in node.inputs if x]
+            if len(set(read)) < len(read):
+                out.add(node.index)
     return frozenset(out)
 
 

@@ -93,6 +93,14 @@ class Graph:
         return {}
 
     @cached_property
+    def scope_index(self) -> tuple[list[tuple[str, ...]], np.ndarray]:
+        """Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the
+        order nodes first use them; the module tree is built per scope, not per node."""
+        ids: dict[tuple[str, ...], int] = {}
+        per_node = [ids.setdefault(n.scope, len(ids)) for n in self.nodes]
+        return list(ids), np.asarray(per_node, dtype=np.int64)
+
+    @cached_property
     def columns(self) -> Columns:
         """Column view of the graph for the cost stage, built once and shared by every backend."""
         return _columns(self)
@@ -359,8 +367,10 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Call
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     raw: list[tuple] = []
+    # Scopes by number: a slash-scoped name's prefix (a str, its hash cached) -> k; the k-th raw scope.
+    scope_ids: dict[str | tuple[str, ...], int] = {}
     raw_scopes: list[tuple[str, ...]] = []
-    scope_cache: dict[str, tuple[str, ...]] = {}
+    node_scope: list[int] = []
     in_rows: list[list[int]] = []
     out_ids: list[int] = []
     secret_in: list[bool] = []
@@ -409,25 +419,29 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Call
         raw.append((i, name, op_type, domain, inputs, outputs, attrs))
         if "/" in name and not len(nd.metadata_props):  # `_scope`'s memoised case, inlined
             prefix = name[: name.rindex("/") + 1]
-            found = scope_cache.get(prefix)
-            if found is None:
+            k = scope_ids.get(prefix)
+            if k is None:
                 if prefix[0] == "/" and "_Grad" not in prefix:  # TorchScript's scopes: `_from_slash_name`, inlined
                     found = tuple(filter(None, prefix.split("/")))
                 else:
                     found = _from_slash_name(prefix + "x")
-                scope_cache[prefix] = found
-            raw_scopes.append(found)
+                k = scope_ids[prefix] = len(raw_scopes)
+                raw_scopes.append(found)
         else:
-            raw_scopes.append(scope_of(nd))
+            found = scope_of(nd)
+            k = scope_ids.get(found)
+            if k is None:
+                k = scope_ids[found] = len(raw_scopes)
+                raw_scopes.append(found)
+        node_scope.append(k)
         in_rows.append((in_ids + pad)[:3] if len(in_ids) < 3 else in_ids[:3])
         out_ids.append((ids[outputs[0]] if outputs[0] else -2) if outputs else -1)
         secret_in.append(reads_secret)
         if reads_secret:
             groups.setdefault(op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}", []).append(i)
     del ids[""]
-    distinct = list(dict.fromkeys(raw_scopes))  # merging depends on the set of scopes only
-    merged = dict(zip(distinct, merge_repeated_calls(distinct), strict=True))
-    nodes = tuple(Node(*r, merged[sc]) for r, sc in zip(raw, raw_scopes, strict=True))
+    merged = merge_repeated_calls(raw_scopes)  # depends on the set of scopes only
+    nodes = tuple(Node(*r, merged[k]) for r, k in zip(raw, node_scope, strict=True))
     shapes = read_shapes()  # only now: all of the above can run while another process infers them
     unknown = (None, 0)
     for tid, name in shaped:
@@ -437,6 +451,7 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Call
         t_shape[tid] = shape
     tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
     graph = Graph(nodes, tensors, data_inputs, tuple(o.name for o in g.output), inits, opset, parameters)
+    graph.__dict__["scope_index"] = (merged, np.asarray(node_scope, dtype=np.int64))
     n = len(nodes)
     clamp, prod = _SIZE_CLAMP, math.prod
     graph.__dict__["columns"] = Columns(
