@@ -156,8 +156,9 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         indices = graph.columns.groups[key]
         for param in backend.node_sets:
             spec = str(backend.param_values[param])
-            env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec))
-                                                 for i in indices.tolist()], dtype=np.int64)
+            env[node_set_var(param)] = (np.array([int(node_in_set(graph.nodes[i].name, spec))
+                                                  for i in indices.tolist()], dtype=np.int64) if spec.strip(", ")
+                                        else np.zeros(len(indices), dtype=np.int64))  # the default: no node named
         remaining = np.ones(len(indices), dtype=bool)
         if len(repeated_idx):
             remaining &= ~np.isin(indices, repeated_idx)
@@ -232,7 +233,10 @@ def _group_env(graph: Graph, key: str) -> dict[str, object]:
         idx = graph.columns.groups[key]
         env = generic_columns(graph, idx)
         extra = REGISTRY.get(key)
-        if extra is not None:
+        found = extra.columns(graph, idx) if extra is not None and extra.columns is not None else None
+        if found is not None:
+            env.update(found)
+        elif extra is not None:
             rows = []
             for i in idx.tolist():
                 node = graph.nodes[i]

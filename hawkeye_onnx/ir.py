@@ -87,6 +87,22 @@ class Graph:
         return self.tensors.get(name) if name else None
 
     @cached_property
+    def shape_list(self) -> list[tuple[int, ...] | None]:
+        """Every tensor's shape by its id in `columns` (the order of `tensors`)."""
+        tensors = self.tensors
+        if isinstance(tensors, TensorTable):
+            return tensors.shape_list
+        return [t.shape for t in tensors.values()]
+
+    def shape_of(self, name: str) -> tuple[int, ...] | None:
+        """`tensor(name).shape` (None if unknown or no such tensor), without making the Tensor record."""
+        tensors = self.tensors
+        if isinstance(tensors, TensorTable):
+            return tensors.shape_of(name)
+        t = tensors.get(name) if name else None
+        return None if t is None else t.shape
+
+    @cached_property
     def opvars_cache(self) -> dict[str, Any]:
         """Shape variables per op group (cost.py), per graph instance: a graph made with
         `dataclasses.replace` (other domains for some nodes) shares `extra` but not this."""
@@ -291,6 +307,17 @@ class TensorTable(Mapping[str, Tensor]):
             i = self._ids[name]
             t = self._made[name] = Tensor(name, self._shape[i], self._dtype[i], self._secret[i], self._value.get(i))
         return t
+
+    def get(self, name: str, default: Tensor | None = None) -> Tensor | None:  # type: ignore[override]
+        return self[name] if name in self._ids else default
+
+    @property
+    def shape_list(self) -> list[tuple[int, ...] | None]:
+        return self._shape
+
+    def shape_of(self, name: str) -> tuple[int, ...] | None:
+        i = self._ids.get(name)
+        return None if i is None else self._shape[i]
 
     def __contains__(self, name: object) -> bool:
         return name in self._ids
