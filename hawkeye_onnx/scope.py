@@ -100,18 +100,26 @@ def merge_repeated_calls(scopes: Sequence[tuple[str, ...]]) -> list[tuple[str, .
             if seg not in base:
                 m = _CALL_SUFFIX.match(seg)
                 base[seg] = m.group(1) if m else None
-    if not any(base.values()):
+    suffixed = {seg for seg, b in base.items() if b is not None}
+    if not suffixed:
         return list(scopes)
-    prefixes = {scope[: i + 1] for scope in scopes for i in range(len(scope))}
+    # `X_<n>` folds where its parent also has a child `X`: the children of the parents that matter, at the
+    # depths where a suffixed segment sits (not every prefix of every scope).
+    depths = {i for scope in scopes if not suffixed.isdisjoint(scope) for i, seg in enumerate(scope) if seg in suffixed}
+    children: dict[tuple[str, ...], set[str]] = {}
+    for scope in scopes:
+        for d in depths:
+            if len(scope) > d:
+                children.setdefault(scope[:d], set()).add(scope[d])
     out = []
     for scope in scopes:
-        if not any(base[seg] for seg in scope):
+        if suffixed.isdisjoint(scope):
             out.append(scope)
             continue
         merged: list[str] = []
         for i, seg in enumerate(scope):
             b = base[seg]
-            if b is not None and (*scope[:i], b) in prefixes:
+            if b is not None and b in children.get(scope[:i], ()):
                 seg = b
             merged.append(seg)
         out.append(tuple(merged))
