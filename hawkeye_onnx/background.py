@@ -24,6 +24,11 @@ from typing import Any
 AVAILABLE = hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
+class Lost(RuntimeError):
+    """The child ended without a result (killed, e.g. by the kernel's out-of-memory killer): the caller
+    can still do the work itself."""
+
+
 class Pending:
     """The result to come of `fn()` run in a child; `result()` waits for it and re-raises its exception.
     Use as a context manager: leaving the block early (an error in the parent) kills the child."""
@@ -59,7 +64,7 @@ class Pending:
             data = fh.read()
         self._reap()
         if not data:
-            raise RuntimeError("the background process ended without a result (killed, or out of memory?)")
+            raise Lost("the background process ended without a result (killed, or out of memory?)")
         ok, value = pickle.loads(data)
         if not ok:
             raise value

@@ -16,7 +16,7 @@ from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import ParamError
-from hawkeye_onnx.ir import Graph, build_graph, paused_gc, value_shapes
+from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, value_shapes
 from hawkeye_onnx.load import LoadedModel, infer, loaded, ort_symbolic, read_bound, require_static
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import load_backends
@@ -89,7 +89,14 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
         require_static(loaded_model)
         progress("building the graph (shapes inferred alongside)", 1, 3)
         with background.Pending(lambda: value_shapes(infer(bound).graph)) as pending:
-            graph = build_graph(bound.model, public_weights=public_weights, shapes=pending.result)
+
+            def shapes() -> Shapes:
+                try:
+                    return pending.result()
+                except background.Lost:  # the child was killed (memory?): infer here after all
+                    return value_shapes(infer(bound).graph)
+
+            graph = build_graph(bound.model, public_weights=public_weights, shapes=shapes)
     else:
         inferred = infer(bound)
         loaded_model = loaded(bound, inferred)

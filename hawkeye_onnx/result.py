@@ -220,7 +220,10 @@ class Profile:
                 before, _, text = text.partition(e)
                 yield before
                 if k in later and not done:
-                    done = dict(zip(later, pending.result(), strict=True))
+                    try:
+                        done = dict(zip(later, pending.result(), strict=True))
+                    except background.Lost:  # the child was killed (memory?): write them here
+                        later = []
                 yield done.pop(k) if k in done else self.backends[k].tree_json()
         yield text + "\n"
 

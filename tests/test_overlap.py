@@ -63,3 +63,20 @@ def test_overlapped_bad_inputs_get_the_same_answer(case: Case, tmp_path: Path) -
 def test_a_bad_setting_is_a_one_line_error() -> None:
     proc = _run(MODELS[0], ("--batch", "1"), "many")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "HAWKEYE_ONNX_OVERLAP_NODES" in proc.stderr
+
+
+def test_a_killed_worker_is_replaced_by_the_work_done_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may kill the forked child (out of memory): the parent then infers the shapes itself."""
+    model = MODELS[0]
+    reference = profile(model, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    real = background.Pending.__init__
+
+    def killed(self: background.Pending, fn: object) -> None:
+        real(self, lambda: os.kill(os.getpid(), 9))
+
+    monkeypatch.setattr(background.Pending, "__init__", killed)
+    result = profile(model, batch=2)
+    assert result.to_json() == reference
+    assert "".join(result.json_parts(parallel=True)) == reference
+    assert _no_children()
