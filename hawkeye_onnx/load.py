@@ -190,14 +190,38 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
     return loaded(bound, infer(bound))
 
 
+@dataclass(frozen=True)
+class ReadModel:
+    """A model as read from its file (or a copy of the caller's ModelProto): parsed, nothing checked yet."""
+
+    model: onnx.ModelProto
+    path: str | None
+    sha256: str | None
+    data: bytes | None  # the file's bytes (None for an in-memory model)
+    copied: bool  # `model` is ours to change (False: it is the caller's object)
+
+
+def read_model(source: str | os.PathLike | onnx.ModelProto) -> ReadModel:
+    """Read and parse a model file, never its weights (one-line ModelError when it is not ONNX)."""
+    model, path, digest, data = _read(source)
+    return ReadModel(model, path, digest, data, not isinstance(source, onnx.ModelProto))
+
+
 def read_bound(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
                batch: int | None = None) -> BoundModel:
     """Read a model (never its weights), check its versions and external-data paths, bind its inputs."""
-    model, path, digest, data = _read(source)
+    return bind(read_model(source), input_shapes, batch)
+
+
+def bind(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+         batch: int | None = None) -> BoundModel:
+    """Check a read model's versions and external-data paths and bind its inputs (on the model itself, or
+    on a copy when it is the caller's)."""
+    model, path, data = read.model, read.path, read.data
     shown = path or "<model>"
-    if isinstance(source, onnx.ModelProto):
+    if not read.copied:
         model = onnx.ModelProto()
-        model.CopyFrom(source)
+        model.CopyFrom(read.model)
     _check_versions(model, shown)
     _check_external_locations(model, path)
     if batch is not None and batch <= 0:
@@ -208,7 +232,7 @@ def read_bound(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mappin
         for out in model.graph.output:
             if out.type.HasField("tensor_type"):
                 out.type.tensor_type.ClearField("shape")
-    return BoundModel(model, path, digest, data, shown)
+    return BoundModel(model, path, read.sha256, data, shown)
 
 
 def infer(bound: BoundModel) -> onnx.ModelProto:

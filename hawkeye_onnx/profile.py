@@ -17,7 +17,7 @@ from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import ParamError
 from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, value_shapes
-from hawkeye_onnx.load import LoadedModel, infer, loaded, ort_symbolic, read_bound, require_static
+from hawkeye_onnx.load import LoadedModel, bind, infer, loaded, ort_symbolic, read_model, require_static
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import load_backends
 
@@ -82,13 +82,16 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
                     batch: int | None, public_weights: bool,
                     progress: Callable[[str, int, int], None]) -> tuple[LoadedModel, Graph]:
     progress("reading the model and inferring shapes", 0, 3)
-    bound = read_bound(model, input_shapes, batch)
+    read = read_model(model)
     inferred: onnx.ModelProto | None = None
-    if background.AVAILABLE and len(bound.model.graph.node) >= overlap_min_nodes():
-        loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
-        require_static(loaded_model)
-        progress("building the graph (shapes inferred alongside)", 1, 3)
-        with background.Pending(lambda: value_shapes(infer(bound).graph)) as pending:
+    if background.AVAILABLE and len(read.model.graph.node) >= overlap_min_nodes():
+        # The child binds its own copy (the same way) and infers; this process checks, binds and reads the
+        # structure meanwhile. Its errors are found here first, and the child is then killed.
+        with background.Pending(lambda: value_shapes(infer(bind(read, input_shapes, batch)).graph)) as pending:
+            bound = bind(read, input_shapes, batch)
+            loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
+            require_static(loaded_model)
+            progress("building the graph (shapes inferred alongside)", 1, 3)
 
             def shapes() -> Shapes:
                 try:
@@ -98,6 +101,7 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
 
             graph = build_graph(bound.model, public_weights=public_weights, shapes=shapes)
     else:
+        bound = bind(read, input_shapes, batch)
         inferred = infer(bound)
         loaded_model = loaded(bound, inferred)
         require_static(loaded_model)
