@@ -1,6 +1,8 @@
 """The pipeline, top to bottom: load -> shape inference -> IR -> cost rules -> aggregation.
 
-`profile()` is the Python API; the CLI is a thin layer over it.
+`profile()` is the Python API; the CLI is a thin layer over it. On a big model (`overlap_min_nodes`), shape
+inference runs in a forked child while this process reads the graph's structure, which needs no shapes;
+the IR then takes the shapes from the child (`build_graph(..., shapes=...)`).
 """
 
 from __future__ import annotations
