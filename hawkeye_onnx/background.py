@@ -18,6 +18,7 @@ import os
 import pickle
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,9 @@ class Pending:
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         read, write = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python >= 3.12 warns when other threads exist (the progress bar's):
+            warnings.simplefilter("ignore", DeprecationWarning)  # the child touches none of their locks
+            pid = os.fork()
         if pid == 0:  # the child: never returns into the caller's frames
             code = 0
             try:
