@@ -172,6 +172,16 @@ def ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
             os.chdir(here)
 
 
+def infer_shapes(model: onnx.ModelProto | bytes, shown: str = "<model>") -> onnx.ModelProto:
+    """onnx's shape inference as `load` runs it (data propagation, lenient), with its one-line error. Also the
+    lean path for a graph the profiler built in memory (the training graph): no digest, no defensive copy."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
+
+
 def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
          batch: int | None = None) -> LoadedModel:
     """Read, bind and shape-infer a model. Raises ModelError / ShapeError with a one-line message."""
@@ -190,13 +200,8 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
         for out in model.graph.output:
             if out.type.HasField("tensor_type"):
                 out.type.tensor_type.ClearField("shape")
-    try:
-        # an unchanged file's own bytes spare infer_shapes re-serialising the model (0.2 s at 200k nodes)
-        inferred = onnx.shape_inference.infer_shapes(model if data is None else data, check_type=False,
-                                                     strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
+    # an unchanged file's own bytes spare infer_shapes re-serialising the model (0.2 s at 200k nodes)
+    inferred = infer_shapes(model if data is None else data, shown)
     symbolic = _symbolic_inputs(inferred)
     if symbolic:
         hint = (f"the model input(s) {', '.join(symbolic)} have unbound dims: pass "
