@@ -8,12 +8,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import onnx
 import pytest
 from conftest import MODELS
+from onnx import helper
 
 from hawkeye_onnx.ir import build_graph
 from hawkeye_onnx.load import infer_shapes, load
 from hawkeye_onnx.rules import load_backends
+from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import TrainOptions, expand
 from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode
 
@@ -43,3 +46,30 @@ def test_context_groups_equal_a_rebuild(name: str) -> None:
 def test_header_parameters_as_the_ir_counts_them(name: str) -> None:
     model = load(MODELS / name, batch=2).model
     assert _parameters(model.graph) == build_graph(model).parameters > 0
+
+
+def test_builder_attribute_cache_keeps_types() -> None:
+    """Equal Python values of different types (1, 1.0, True) are different ONNX attributes."""
+    model = load(MODELS / "mlp.onnx", batch=2).model
+    b = Builder(model, {})
+    values = [1, 1.0, True, [1, 2], [1.0, 2.0], (1, 2.0), "a", 1, [1, 2]]
+    for v in values:
+        b.op("/t", "Foo", [], None, k=v)
+    got = [n.attribute[0] for n in b.nodes]
+    assert got == [helper.make_attribute("k", v) for v in values]
+    assert [a.type for a in got[:3]] == [onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT, onnx.AttributeProto.INT]
+    assert list(b.graph.node) == b.nodes  # the nodes live in the builder's graph
+
+
+def test_builder_constants_keep_their_values() -> None:
+    """Constants share one attribute per distinct value; -0.0 and 0.0, 2 and 2.0 (int64 / float) stay apart."""
+    model = load(MODELS / "mlp.onnx", batch=2).model
+    b = Builder(model, {})
+    cases = [(0.0, np.float32), (-0.0, np.float32), (2, np.int64), (2.0, np.float32), ([1, 2], np.int64),
+             (0.0, np.float32), ([3], np.int64)]
+    outs = [b.const("/t", v, d) for v, d in cases]
+    for node, out, (v, d) in zip(b.nodes, outs, cases, strict=True):
+        arr = onnx.numpy_helper.to_array(node.attribute[0].t)
+        want = np.asarray(v, dtype=d)
+        assert arr.dtype == want.dtype and arr.shape == want.shape and arr.tobytes() == want.tobytes()
+        assert b.shape(out) == want.shape

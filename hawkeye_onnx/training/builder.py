@@ -27,11 +27,27 @@ def _attribute(key: str, value: object) -> onnx.AttributeProto:
     return helper.make_attribute(key, value)
 
 
-class Builder:
-    """Appends nodes to a list; tracks the static shapes it knows (forward tensors, emitted ones)."""
+def _key(value: object) -> object:
+    """A hashable key that tells apart values `helper.make_attribute` encodes differently (1, 1.0, True and
+    [1, 2] vs [1.0, 2.0] compare equal in Python); None for a value not worth caching."""
+    if type(value) in (int, float, str):
+        return (type(value), value)
+    if type(value) in (list, tuple) and all(type(x) in (int, float, str) for x in value):  # type: ignore[union-attr]
+        return tuple((type(x), x) for x in value)  # type: ignore[union-attr]
+    return None
 
-    def __init__(self, model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+
+class Builder:
+    """Appends nodes to a graph; tracks the static shapes it knows (forward tensors, emitted ones).
+
+    Nodes are added in place to `graph.node` (the training model's own node list: no copy when the model is
+    assembled), and attributes and constant tensors are made once per distinct value (a training graph of
+    100k nodes has a few hundred distinct ones)."""
+
+    def __init__(self, model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]],
+                 graph: onnx.GraphProto | None = None) -> None:
         g = model.graph
+        self.graph = onnx.GraphProto() if graph is None else graph
         self.nodes: list[onnx.NodeProto] = []
         self.shapes = dict(shapes)
         self.used: set[str] = {n.name for n in g.node} | {o for n in g.node for o in n.output}
@@ -46,6 +62,8 @@ class Builder:
         self.initial_values: dict[str, np.ndarray] = {
             i.name: numpy_helper.to_array(i) for i in g.initializer
             if i.data_location != onnx.TensorProto.EXTERNAL and np.prod(i.dims) <= 64}
+        self._attrs: dict[tuple[str, object], onnx.AttributeProto] = {}
+        self._consts: dict[tuple[str, tuple[int, ...], bytes], onnx.AttributeProto] = {}
 
     def _unique(self, name: str) -> str:
         out, k = name, 1
@@ -55,28 +73,43 @@ class Builder:
         self.used.add(out)
         return out
 
-    def emit(self, scope: str, op: str, inputs: list[str], n_out: int = 1, domain: str = "",
-             shape: tuple[int, ...] | None = None, **attrs: object) -> list[str]:
-        """Add `op` under `scope` (a backward scope `<fwd>_Grad` numbers its ops `<Op>_<k>`)."""
+    def _name(self, scope: str, op: str) -> str:
+        """`<scope>/<Op>`, or `<scope>/<Op>_<k>` in a backward scope `<fwd>_Grad`; unique in the graph."""
         if scope.endswith("_Grad"):
             k = self.counters[scope]
             self.counters[scope] += 1
-            name = self._unique(f"{scope}/{op}_{k}")
-        else:
-            name = self._unique(f"{scope}/{op}")
-        outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
-        node = onnx.NodeProto()  # what `helper.make_node` builds, without its per-call overhead
-        node.op_type = op
-        node.input.extend(inputs)
-        node.output.extend(outs)
-        node.name = name
+            return self._unique(f"{scope}/{op}_{k}")
+        return self._unique(f"{scope}/{op}")
+
+    def _attribute(self, key: str, value: object) -> onnx.AttributeProto:
+        cache_key = _key(value)
+        if cache_key is None:
+            return _attribute(key, value)
+        attr = self._attrs.get((key, cache_key))
+        if attr is None:
+            attr = self._attrs[(key, cache_key)] = _attribute(key, value)
+        return attr
+
+    def _add(self, name: str, op: str, inputs: list[str], outs: list[str], domain: str,
+             attributes: list[onnx.AttributeProto]) -> onnx.NodeProto:
+        # one `add(...)` call fills the node in C (what `helper.make_node` builds, without its per-call cost)
         if domain:
-            node.domain = domain
-        if attrs:
-            node.attribute.extend(_attribute(k, v) for k, v in sorted(attrs.items()) if v is not None)
+            node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, domain=domain,
+                                       attribute=attributes)
+        else:
+            node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, attribute=attributes)
         self.nodes.append(node)
         for o in outs:
             self.producers[o].append(node)
+        return node
+
+    def emit(self, scope: str, op: str, inputs: list[str], n_out: int = 1, domain: str = "",
+             shape: tuple[int, ...] | None = None, **attrs: object) -> list[str]:
+        """Add `op` under `scope` (a backward scope `<fwd>_Grad` numbers its ops `<Op>_<k>`)."""
+        name = self._name(scope, op)
+        outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
+        attributes = [self._attribute(k, v) for k, v in sorted(attrs.items()) if v is not None] if attrs else []
+        self._add(name, op, inputs, outs, domain, attributes)
         if domain == DOMAIN:
             self.custom.add(op)
         if shape is not None:
@@ -89,7 +122,15 @@ class Builder:
     def const(self, scope: str, value: float | list[int] | list[float], dtype: type = np.float32) -> str:
         """A public constant (a Constant node: the IR treats its output as public)."""
         arr = np.asarray(value, dtype=dtype)
-        return self.emit(scope, "Constant", [], 1, "", tuple(arr.shape), value=numpy_helper.from_array(arr))[0]
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        attr = self._consts.get(key)
+        if attr is None:
+            attr = self._consts[key] = _attribute("value", numpy_helper.from_array(arr))
+        name = self._name(scope, "Constant")
+        out = self._unique(f"{name}_output_0")
+        self._add(name, "Constant", [], [out], "", [attr])
+        self.shapes[out] = tuple(arr.shape)
+        return out
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.shapes[name]

@@ -109,7 +109,10 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     if not g.output:
         raise ModelError("the model has no output to train against")
     shapes = _static_shapes(model)
-    b = Builder(model, shapes)
+    forward = [_training_mode(n, opset) for n in g.node]
+    out = onnx.ModelProto()  # filled in place: the builder adds the loss, backward and update nodes after forward
+    out.graph.node.extend(forward)
+    b = Builder(model, shapes, out.graph)
     inits = {i.name: i for i in g.initializer}
     params = [n for n, i in inits.items() if i.data_type in _FLOAT]
     data_inputs = [i.name for i in g.input if i.name not in inits]
@@ -131,7 +134,6 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
         if any(i < len(n.input) and n.input[i] in rg for i in diff):
             rg.update(o for o in n.output if o)
 
-    forward = [_training_mode(n, opset) for n in g.node]
     # Loss.
     label = "label"
     if opts.loss == "cross-entropy":
@@ -208,13 +210,17 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
             outputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, sp))
         outputs.append(helper.make_tensor_value_info(new_states[-1], TensorProto.FLOAT, sp))
 
-    graph = helper.make_graph(forward + b.nodes, (g.name or "model") + "_training",
-                              [*g.input, *new_inputs], outputs, list(g.initializer),
-                              value_info=list(g.value_info))
-    imports = [o for o in model.opset_import if o.domain != DOMAIN] + [helper.make_opsetid(DOMAIN, 1)]
+    # what `helper.make_graph` + `helper.make_model` build, without copying the nodes twice
+    graph = out.graph
+    graph.name = (g.name or "model") + "_training"
+    graph.input.extend([*g.input, *new_inputs])
+    graph.output.extend(outputs)
+    graph.initializer.extend(g.initializer)
+    graph.value_info.extend(g.value_info)
+    out.opset_import.extend([o for o in model.opset_import if o.domain != DOMAIN] + [helper.make_opsetid(DOMAIN, 1)])
     funcs = all_functions(opset)
-    out = helper.make_model(graph, opset_imports=imports, producer_name="hawkeye-onnx expand",
-                            functions=[funcs[f] for f in sorted(b.custom)])
+    out.functions.extend([funcs[f] for f in sorted(b.custom)])
+    out.producer_name = "hawkeye-onnx expand"
     out.ir_version = max(model.ir_version, 8)
     nf = len(forward)
     phases = {"forward": (0, nf), "loss": (nf, nf + n_loss), "backward": (nf + n_loss, nf + n_back),
