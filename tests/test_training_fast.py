@@ -13,11 +13,12 @@ import pytest
 from conftest import MODELS
 from onnx import helper
 
-from hawkeye_onnx.ir import build_graph
+from hawkeye_onnx.errors import HawkeyeError
+from hawkeye_onnx.ir import Columns, Graph, build_graph
 from hawkeye_onnx.load import infer_shapes, load
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.training.builder import Builder
-from hawkeye_onnx.training.expand import TrainOptions, expand
+from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed
 from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode
 
 
@@ -73,3 +74,36 @@ def test_builder_constants_keep_their_values() -> None:
         want = np.asarray(v, dtype=d)
         assert arr.dtype == want.dtype and arr.shape == want.shape and arr.tobytes() == want.tobytes()
         assert b.shape(out) == want.shape
+
+
+def _same_ir(a: Graph, b: Graph) -> None:
+    assert a.nodes == b.nodes and a.inputs == b.inputs and a.outputs == b.outputs
+    assert (a.initializers, a.opset, a.parameters) == (b.initializers, b.opset, b.parameters)
+    assert list(a.tensors) == list(b.tensors)
+    for name, t in a.tensors.items():
+        u = b.tensors[name]
+        assert (t.shape, t.dtype, t.secret) == (u.shape, u.dtype, u.secret), name
+        assert (t.value is None) == (u.value is None) and (t.value is None or np.array_equal(t.value, u.value)), name
+    for f in dataclasses.fields(Columns):
+        x, y = getattr(a.columns, f.name), getattr(b.columns, f.name)
+        if f.name == "groups":
+            assert list(x) == list(y) and all(np.array_equal(x[k], y[k]) for k in x)
+        else:
+            assert np.array_equal(x, y), f.name
+
+
+_TYPED = [(m.name, s) for m in sorted(MODELS.glob("*.onnx")) for s in ("onnx", "jax", "crypten")]
+
+
+@pytest.mark.parametrize(("name", "style"), _TYPED, ids=[f"{m}-{s}" for m, s in _TYPED])
+def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None:
+    """The expander's own shapes, declared as value_info, give the IR that onnx shape inference gives."""
+    try:
+        loaded = load(MODELS / name, batch=2)
+        opts = TrainOptions(style=style, optimizer="adam", loss="mse" if "logreg" in name else "cross-entropy")
+        train, _, typed = expand_typed(loaded.model, opts)
+    except HawkeyeError:
+        pytest.skip("not trainable (checked in test_training.py)")
+    plain, _ = expand(loaded.model, opts)
+    assert typed  # every model here: the expander knows every shape
+    _same_ir(build_graph(train), build_graph(infer_shapes(plain)))

@@ -49,6 +49,7 @@ class Builder:
         g = model.graph
         self.graph = onnx.GraphProto() if graph is None else graph
         self.nodes: list[onnx.NodeProto] = []
+        self.outputs: list[str] = []  # the emitted nodes' outputs, in order
         self.shapes = dict(shapes)
         self.used: set[str] = {n.name for n in g.node} | {o for n in g.node for o in n.output}
         self.used |= {i.name for i in g.input} | {i.name for i in g.initializer}
@@ -62,6 +63,7 @@ class Builder:
         self.initial_values: dict[str, np.ndarray] = {
             i.name: numpy_helper.to_array(i) for i in g.initializer
             if i.data_location != onnx.TensorProto.EXTERNAL and np.prod(i.dims) <= 64}
+        self.dtypes: dict[str, int] = {}  # element type of an emitted tensor that is not float (a constant's)
         self._attrs: dict[tuple[str, object], onnx.AttributeProto] = {}
         self._consts: dict[tuple[str, tuple[int, ...], bytes], onnx.AttributeProto] = {}
 
@@ -99,6 +101,7 @@ class Builder:
         else:
             node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, attribute=attributes)
         self.nodes.append(node)
+        self.outputs += outs
         for o in outs:
             self.producers[o].append(node)
         return node
@@ -130,6 +133,8 @@ class Builder:
         out = self._unique(f"{name}_output_0")
         self._add(name, "Constant", [], [out], "", [attr])
         self.shapes[out] = tuple(arr.shape)
+        if attr.t.data_type != onnx.TensorProto.FLOAT:
+            self.dtypes[out] = attr.t.data_type
         return out
 
     def shape(self, name: str) -> tuple[int, ...]:

@@ -99,6 +99,46 @@ def _key(node: onnx.NodeProto) -> str:
 
 def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The training graph of a shape-inferred `model`, and the node index range of each phase."""
+    train, phases, _ = _expand(model, opts)
+    return train, phases
+
+
+def expand_typed(model: onnx.ModelProto,
+                 opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], bool]:
+    """`expand`, plus the value_info of every tensor the expander added when it knows all their static shapes
+    (it computes each one to emit the gradients): then the graph is as shape inference would leave it and the
+    IR can be built without running it (a second or more per 100k nodes). The flag says whether it did; if
+    not, the model is exactly `expand`'s. tests/test_training_fast.py checks both ways give the same IR."""
+    train, phases, b = _expand(model, opts)
+    return train, phases, _declare_shapes(train, model, b)
+
+
+def _declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -> bool:
+    g = train.graph
+    declared = {vi.name for vi in (*g.input, *g.value_info, *g.output)}
+    nf = len(g.node) - len(b.nodes)  # the forward nodes come first
+    todo = [o for n in g.node[:nf] for o in n.output if o and o not in declared]
+    todo += [o for o in b.outputs if o not in declared]
+    model_outputs = {vi.name: vi for vi in model.graph.output}
+    logits = model.graph.output[0]
+    if logits.type.tensor_type.elem_type != TensorProto.FLOAT or any(o not in b.shapes for o in todo):
+        return False  # a gradient's element type follows the model's (inference knows it), or a shape is unknown
+    types: dict[tuple[int, tuple[int, ...]], onnx.TypeProto] = {}
+    add = g.value_info.add
+    for o in todo:
+        vi = model_outputs.get(o)
+        if vi is not None:  # an output of the model, now an inner tensor
+            g.value_info.append(vi)
+            continue
+        key = (b.dtypes.get(o, TensorProto.FLOAT), b.shapes[o])
+        tp = types.get(key)
+        if tp is None:
+            tp = types[key] = helper.make_tensor_type_proto(*key)
+        add(name=o, type=tp)
+    return True
+
+
+def _expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
     opts.check()
     style: Autodiff = STYLES[opts.style]
     g = model.graph
@@ -113,6 +153,11 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     out = onnx.ModelProto()  # filled in place: the builder adds the loss, backward and update nodes after forward
     out.graph.node.extend(forward)
     b = Builder(model, shapes, out.graph)
+    for n, n_train in zip(g.node, forward, strict=True):
+        if n_train is not n:  # BatchNormalization in training mode: its running statistics are shaped like its inputs
+            for o, x in zip(n_train.output[1:], n_train.input[3:], strict=False):
+                if x in shapes:
+                    b.shapes[o] = shapes[x]
     inits = {i.name: i for i in g.initializer}
     params = [n for n, i in inits.items() if i.data_type in _FLOAT]
     data_inputs = [i.name for i in g.input if i.name not in inits]
@@ -228,7 +273,7 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     meta = {"loss": opts.loss, "optimizer": opts.optimizer, "lr": opts.lr, "style": opts.style,
             "phases": phases, "parameters": trained, "detached": detached}
     helper.set_model_props(out, {"hawkeye.training": json.dumps(meta)})
-    return out, phases
+    return out, phases, b
 
 
 def _optimizer(b: Builder, scope: str, p: str, g: str, sp: tuple[int, ...],
@@ -274,4 +319,4 @@ def missing_shapes(model: onnx.ModelProto) -> list[str]:
     return sorted(n for n in names if n not in known)
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "missing_shapes"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "expand_typed", "missing_shapes"]

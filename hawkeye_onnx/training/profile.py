@@ -31,7 +31,7 @@ from hawkeye_onnx.load import LoadedModel, infer_shapes, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.training.expand import _FLOAT, PHASES, TrainOptions, expand
+from hawkeye_onnx.training.expand import _FLOAT, PHASES, TrainOptions, expand_typed
 
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
 BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
@@ -141,10 +141,13 @@ class _Expanded(NamedTuple):
 
 
 def _expand(loaded: LoadedModel, opts: TrainOptions) -> _Expanded:
-    train, phases = expand(loaded.model, opts)
-    meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
-    with paused_gc():  # see `hawkeye_onnx.profile.profile`: the records are frozen before the GC is back
-        graph = build_graph(infer_shapes(train))
+    # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
+    # frozen before the GC is back
+    with paused_gc():
+        train, phases, typed = expand_typed(loaded.model, opts)
+        graph = build_graph(train if typed else infer_shapes(train))
+        meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
+        del train
         gc.freeze()
     graph.extra["shape_hint"] = loaded.shape_hint
     graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
