@@ -18,7 +18,8 @@ from hawkeye_onnx.ir import Columns, Graph, build_graph
 from hawkeye_onnx.load import infer_shapes, load
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.training.builder import Builder
-from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed
+from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed, expand_with_builder
+from hawkeye_onnx.training.graph import build, forward_ir
 from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode
 
 
@@ -97,7 +98,8 @@ _TYPED = [(m.name, s) for m in sorted(MODELS.glob("*.onnx")) for s in ("onnx", "
 
 @pytest.mark.parametrize(("name", "style"), _TYPED, ids=[f"{m}-{s}" for m, s in _TYPED])
 def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None:
-    """The expander's own shapes, declared as value_info, give the IR that onnx shape inference gives."""
+    """The expander's own shapes, declared as value_info, give the IR that onnx shape inference gives; so does
+    the IR built from the builder's records on the shared forward IR."""
     try:
         loaded = load(MODELS / name, batch=2)
         opts = TrainOptions(style=style, optimizer="adam", loss="mse" if "logreg" in name else "cross-entropy")
@@ -105,5 +107,29 @@ def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None
     except HawkeyeError:
         pytest.skip("not trainable (checked in test_training.py)")
     plain, _ = expand(loaded.model, opts)
+    want = build_graph(infer_shapes(plain))
     assert typed  # every model here: the expander knows every shape
-    _same_ir(build_graph(train), build_graph(infer_shapes(plain)))
+    _same_ir(build_graph(train), want)
+    forward = forward_ir(loaded.model)
+    assert forward is not None
+    train, _, b = expand_with_builder(loaded.model, opts)
+    graph = build(forward, train, b)
+    assert graph is not None
+    _same_ir(graph, want)
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block_dynamo.onnx"])
+def test_every_ir_path_gives_the_same_report(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records on the shared forward IR, declared shapes, onnx shape inference: one JSON report."""
+    from hawkeye_onnx.training import profile as tp
+
+    def run() -> str:
+        opts = [TrainOptions(optimizer="sgd"), TrainOptions(optimizer="adam")]
+        return tp.profile_train(MODELS / name, opts, batch=2).to_json()
+
+    fast = run()
+    monkeypatch.setattr(tp, "build", lambda *a: None)
+    declared = run()
+    monkeypatch.setattr(tp, "declare_shapes", lambda *a: False)
+    inferred = run()
+    assert fast == declared == inferred

@@ -8,11 +8,13 @@ scope the caller gives (`/loss/...`, `/optimizer/<parameter>/...`).
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from hawkeye_onnx.ir import _attr_value, _small_value
 from hawkeye_onnx.training.functions import DOMAIN
 
 
@@ -64,8 +66,11 @@ class Builder:
             i.name: numpy_helper.to_array(i) for i in g.initializer
             if i.data_location != onnx.TensorProto.EXTERNAL and np.prod(i.dims) <= 64}
         self.dtypes: dict[str, int] = {}  # element type of an emitted tensor that is not float (a constant's)
-        self._attrs: dict[tuple[str, object], onnx.AttributeProto] = {}
-        self._consts: dict[tuple[str, tuple[int, ...], bytes], onnx.AttributeProto] = {}
+        #: each emitted node as the IR reads it: (name, op, domain, inputs, outputs, decoded attributes, the value
+        #: of a small constant), so the profiler builds its IR without reading the protos back
+        self.records: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], dict[str, Any], Any]] = []
+        self._attrs: dict[tuple[str, object], tuple[onnx.AttributeProto, Any]] = {}
+        self._consts: dict[tuple[str, tuple[int, ...], bytes], tuple[onnx.AttributeProto, Any]] = {}
 
     def _unique(self, name: str) -> str:
         out, k = name, 1
@@ -83,24 +88,29 @@ class Builder:
             return self._unique(f"{scope}/{op}_{k}")
         return self._unique(f"{scope}/{op}")
 
-    def _attribute(self, key: str, value: object) -> onnx.AttributeProto:
+    def _attribute(self, key: str, value: object) -> tuple[onnx.AttributeProto, Any]:
+        """The attribute and its value as the IR decodes it."""
         cache_key = _key(value)
-        if cache_key is None:
-            return _attribute(key, value)
-        attr = self._attrs.get((key, cache_key))
-        if attr is None:
-            attr = self._attrs[(key, cache_key)] = _attribute(key, value)
-        return attr
+        found = self._attrs.get((key, cache_key)) if cache_key is not None else None
+        if found is None:
+            attr = _attribute(key, value)
+            found = (attr, _attr_value(attr))
+            if cache_key is not None:
+                self._attrs[(key, cache_key)] = found
+        return found
 
     def _add(self, name: str, op: str, inputs: list[str], outs: list[str], domain: str,
-             attributes: list[onnx.AttributeProto]) -> onnx.NodeProto:
+             attributes: list[tuple[onnx.AttributeProto, Any]], value: Any = None) -> onnx.NodeProto:
+        protos = [a for a, _ in attributes]
         # one `add(...)` call fills the node in C (what `helper.make_node` builds, without its per-call cost)
         if domain:
             node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, domain=domain,
-                                       attribute=attributes)
+                                       attribute=protos)
         else:
-            node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, attribute=attributes)
+            node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, attribute=protos)
         self.nodes.append(node)
+        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes}  # as `ir.build_graph`
+        self.records.append((name, op, domain, tuple(inputs), tuple(outs), decoded, value))
         self.outputs += outs
         for o in outs:
             self.producers[o].append(node)
@@ -112,7 +122,9 @@ class Builder:
         name = self._name(scope, op)
         outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
         attributes = [self._attribute(k, v) for k, v in sorted(attrs.items()) if v is not None] if attrs else []
-        self._add(name, op, inputs, outs, domain, attributes)
+        tensor = attrs.get("value") if op == "Constant" else None
+        self._add(name, op, inputs, outs, domain, attributes,
+                  _small_value(tensor) if isinstance(tensor, onnx.TensorProto) else None)
         if domain == DOMAIN:
             self.custom.add(op)
         if shape is not None:
@@ -126,12 +138,14 @@ class Builder:
         """A public constant (a Constant node: the IR treats its output as public)."""
         arr = np.asarray(value, dtype=dtype)
         key = (arr.dtype.str, arr.shape, arr.tobytes())
-        attr = self._consts.get(key)
-        if attr is None:
-            attr = self._consts[key] = _attribute("value", numpy_helper.from_array(arr))
+        found = self._consts.get(key)
+        if found is None:
+            attr = _attribute("value", numpy_helper.from_array(arr))
+            found = self._consts[key] = (attr, _small_value(attr.t))
+        attr, value = found
         name = self._name(scope, "Constant")
         out = self._unique(f"{name}_output_0")
-        self._add(name, "Constant", [], [out], "", [attr])
+        self._add(name, "Constant", [], [out], "", [(attr, attr.t)], value)
         self.shapes[out] = tuple(arr.shape)
         if attr.t.data_type != onnx.TensorProto.FLOAT:
             self.dtypes[out] = attr.t.data_type

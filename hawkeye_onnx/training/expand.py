@@ -99,7 +99,7 @@ def _key(node: onnx.NodeProto) -> str:
 
 def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The training graph of a shape-inferred `model`, and the node index range of each phase."""
-    train, phases, _ = _expand(model, opts)
+    train, phases, _ = expand_with_builder(model, opts)
     return train, phases
 
 
@@ -109,11 +109,13 @@ def expand_typed(model: onnx.ModelProto,
     (it computes each one to emit the gradients): then the graph is as shape inference would leave it and the
     IR can be built without running it (a second or more per 100k nodes). The flag says whether it did; if
     not, the model is exactly `expand`'s. tests/test_training_fast.py checks both ways give the same IR."""
-    train, phases, b = _expand(model, opts)
-    return train, phases, _declare_shapes(train, model, b)
+    train, phases, b = expand_with_builder(model, opts)
+    return train, phases, declare_shapes(train, model, b)
 
 
-def _declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -> bool:
+def declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -> bool:
+    """Write the value_info of every tensor `b` added to `train` (expanded from `model`), if it can: see
+    `expand_typed`."""
     g = train.graph
     declared = {vi.name for vi in (*g.input, *g.value_info, *g.output)}
     nf = len(g.node) - len(b.nodes)  # the forward nodes come first
@@ -138,7 +140,9 @@ def _declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) 
     return True
 
 
-def _expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
+def expand_with_builder(model: onnx.ModelProto,
+                        opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
+    """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes)."""
     opts.check()
     style: Autodiff = STYLES[opts.style]
     g = model.graph
@@ -319,4 +323,5 @@ def missing_shapes(model: onnx.ModelProto) -> list[str]:
     return sorted(n for n in names if n not in known)
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "expand_typed", "missing_shapes"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "declare_shapes", "expand", "expand_typed",
+           "expand_with_builder", "missing_shapes"]
