@@ -51,6 +51,9 @@ class Builder:
         g = model.graph
         self.graph = onnx.GraphProto() if graph is None else graph
         self.nodes: list[onnx.NodeProto] = []
+        #: False: record the nodes only, no protos (nor `producers`, which gradient rules read for the inputs of
+        #: forward and loss nodes only): for a caller that builds the IR from the records
+        self.protos = True
         self.outputs: list[str] = []  # the emitted nodes' outputs, in order
         self.shapes = dict(shapes)
         self.used: set[str] = {n.name for n in g.node} | {o for n in g.node for o in n.output}
@@ -100,7 +103,12 @@ class Builder:
         return found
 
     def _add(self, name: str, op: str, inputs: list[str], outs: list[str], domain: str,
-             attributes: list[tuple[onnx.AttributeProto, Any]], value: Any = None) -> onnx.NodeProto:
+             attributes: list[tuple[onnx.AttributeProto, Any]], value: Any = None) -> onnx.NodeProto | None:
+        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes}  # as `ir.build_graph`
+        self.records.append((name, op, domain, tuple(inputs), tuple(outs), decoded, value))
+        self.outputs += outs
+        if not self.protos:
+            return None
         protos = [a for a, _ in attributes]
         # one `add(...)` call fills the node in C (what `helper.make_node` builds, without its per-call cost)
         if domain:
@@ -109,9 +117,6 @@ class Builder:
         else:
             node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, attribute=protos)
         self.nodes.append(node)
-        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes}  # as `ir.build_graph`
-        self.records.append((name, op, domain, tuple(inputs), tuple(outs), decoded, value))
-        self.outputs += outs
         for o in outs:
             self.producers[o].append(node)
         return node

@@ -140,9 +140,11 @@ def declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -
     return True
 
 
-def expand_with_builder(model: onnx.ModelProto,
-                        opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
-    """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes)."""
+def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions,
+                        protos: bool = True) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
+    """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes).
+    `protos=False`: the model's graph keeps the forward and loss nodes only, the backward and update nodes
+    are in the builder's records alone (for `training.graph.build`, which reads nothing else)."""
     opts.check()
     style: Autodiff = STYLES[opts.style]
     g = model.graph
@@ -196,7 +198,8 @@ def expand_with_builder(model: onnx.ModelProto,
     rg.update(o for n in b.nodes for o in n.output if n.op_type != "Constant")
     loss_nodes = list(b.nodes)
     seed = "loss_grad" if style.secret_seed else b.const("/loss", 1.0)
-    n_loss = len(b.nodes)
+    n_loss = len(b.records)
+    b.protos = protos  # the gradient rules read the protos of the forward and loss nodes only
 
     # Backward, in reverse order of the forward + loss nodes.
     grads: dict[str, list[str]] = {loss: [seed]}
@@ -237,7 +240,7 @@ def expand_with_builder(model: onnx.ModelProto,
         for x, gx in zip(n.input, rule.fn(ctx, dys), strict=False):
             if gx is not None and x in rg:
                 grads.setdefault(x, []).append(gx)
-    n_back = len(b.nodes)
+    n_back = len(b.records)
 
     # Update.
     trained = [p for p in params if p in grads]
@@ -273,7 +276,7 @@ def expand_with_builder(model: onnx.ModelProto,
     out.ir_version = max(model.ir_version, 8)
     nf = len(forward)
     phases = {"forward": (0, nf), "loss": (nf, nf + n_loss), "backward": (nf + n_loss, nf + n_back),
-              "update": (nf + n_back, nf + len(b.nodes))}
+              "update": (nf + n_back, nf + len(b.records))}
     meta = {"loss": opts.loss, "optimizer": opts.optimizer, "lr": opts.lr, "style": opts.style,
             "phases": phases, "parameters": trained, "detached": detached}
     helper.set_model_props(out, {"hawkeye.training": json.dumps(meta)})

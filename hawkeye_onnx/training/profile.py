@@ -147,9 +147,11 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: Forward | None) ->
     # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
     # frozen before the GC is back
     with paused_gc():
-        train, phases, b = expand_with_builder(loaded.model, opts)
+        train, phases, b = expand_with_builder(loaded.model, opts, protos=forward is None)
         graph = build(forward, train, b) if forward is not None else None
         if graph is None:
+            if forward is not None:  # the records were not enough: the whole training model, as `expand` makes it
+                train, phases, b = expand_with_builder(loaded.model, opts)
             graph = build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train))
         meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
         del train
