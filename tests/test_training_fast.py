@@ -18,7 +18,7 @@ from hawkeye_onnx.ir import Columns, Graph, build_graph
 from hawkeye_onnx.load import infer_shapes, load
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.training.builder import Builder
-from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed, expand_with_builder
+from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed, expand_with_builder, static_shapes
 from hawkeye_onnx.training.graph import build, forward_ir
 from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode
 
@@ -110,7 +110,7 @@ def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None
     want = build_graph(infer_shapes(plain))
     assert typed  # every model here: the expander knows every shape
     _same_ir(build_graph(train), want)
-    forward = forward_ir(loaded.model)
+    forward = forward_ir(loaded.model, static_shapes(loaded.model))
     assert forward is not None
     train, _, b = expand_with_builder(loaded.model, opts, protos=False)  # as the profiler runs it
     graph = build(forward, train, b)
@@ -129,7 +129,9 @@ def test_every_ir_path_gives_the_same_report(name: str, monkeypatch: pytest.Monk
 
     fast = run()
     monkeypatch.setattr(tp, "build", lambda *a: None)
+    declined = run()
+    monkeypatch.setattr(tp, "forward_ir", lambda *a: None)
     declared = run()
     monkeypatch.setattr(tp, "declare_shapes", lambda *a: False)
     inferred = run()
-    assert fast == declared == inferred
+    assert fast == declined == declared == inferred

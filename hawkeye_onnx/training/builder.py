@@ -39,6 +39,21 @@ def _key(value: object) -> object:
     return None
 
 
+def _const_key(value: object) -> object:
+    """The Python value of a constant as a key that two values share only when they give the same array
+    (floats by their hex text: -0.0 is not 0.0); None for other values (keyed by their array's bytes)."""
+    if type(value) is float:
+        return ("f", value.hex())
+    if type(value) is int:
+        return ("i", value)
+    if type(value) in (list, tuple):
+        if all(type(x) is int for x in value):  # type: ignore[union-attr]
+            return ("li", tuple(value))  # type: ignore[arg-type]
+        if all(type(x) is float for x in value):  # type: ignore[union-attr]
+            return ("lf", tuple(x.hex() for x in value))  # type: ignore[union-attr]
+    return None
+
+
 class Builder:
     """Appends nodes to a graph; tracks the static shapes it knows (forward tensors, emitted ones).
 
@@ -73,7 +88,9 @@ class Builder:
         #: of a small constant), so the profiler builds its IR without reading the protos back
         self.records: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], dict[str, Any], Any]] = []
         self._attrs: dict[tuple[str, object], tuple[onnx.AttributeProto, Any]] = {}
-        self._consts: dict[tuple[str, tuple[int, ...], bytes], tuple[onnx.AttributeProto, Any]] = {}
+        #: constant -> (its attribute, its value as the IR keeps it, its shape), by the bytes of its array and by
+        #: the Python value it was given (skips building the array again)
+        self._consts: dict[tuple, tuple[onnx.AttributeProto, Any, tuple[int, ...]]] = {}
 
     def _unique(self, name: str) -> str:
         out, k = name, 1
@@ -141,17 +158,22 @@ class Builder:
 
     def const(self, scope: str, value: float | list[int] | list[float], dtype: type = np.float32) -> str:
         """A public constant (a Constant node: the IR treats its output as public)."""
-        arr = np.asarray(value, dtype=dtype)
-        key = (arr.dtype.str, arr.shape, arr.tobytes())
-        found = self._consts.get(key)
+        key = (dtype, _const_key(value))
+        found = self._consts.get(key) if key[1] is not None else None
         if found is None:
-            attr = _attribute("value", numpy_helper.from_array(arr))
-            found = self._consts[key] = (attr, _small_value(attr.t))
-        attr, value = found
+            arr = np.asarray(value, dtype=dtype)
+            exact = (arr.dtype.str, arr.shape, arr.tobytes())
+            found = self._consts.get(exact)
+            if found is None:
+                attr = _attribute("value", numpy_helper.from_array(arr))
+                found = self._consts[exact] = (attr, _small_value(attr.t), tuple(arr.shape))
+            if key[1] is not None:
+                self._consts[key] = found
+        attr, small, shape = found
         name = self._name(scope, "Constant")
         out = self._unique(f"{name}_output_0")
-        self._add(name, "Constant", [], [out], "", [(attr, attr.t)], value)
-        self.shapes[out] = tuple(arr.shape)
+        self._add(name, "Constant", [], [out], "", [(attr, attr.t)], small)
+        self.shapes[out] = shape
         if attr.t.data_type != onnx.TensorProto.FLOAT:
             self.dtypes[out] = attr.t.data_type
         return out

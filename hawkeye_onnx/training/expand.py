@@ -63,7 +63,8 @@ def _ce_grad(c: GradCtx, dys: list[str | None]) -> list[str | None]:
     return [c.custom("SoftmaxCrossEntropyGrad", [dys[0], probs, label], c.shape(c.node.input[0])), None]
 
 
-def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the (shape-inferred) model with a full static shape."""
     g = model.graph
     out: dict[str, tuple[int, ...]] = {}
     for vi in [*g.input, *g.value_info, *g.output]:
@@ -140,11 +141,13 @@ def declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -
     return True
 
 
-def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions,
-                        protos: bool = True) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
+def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool = True,
+                        shapes: dict[str, tuple[int, ...]] | None = None,
+                        ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
     """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes).
     `protos=False`: the model's graph keeps the forward and loss nodes only, the backward and update nodes
-    are in the builder's records alone (for `training.graph.build`, which reads nothing else)."""
+    are in the builder's records alone (for `training.graph.build`, which reads nothing else). `shapes`:
+    `static_shapes(model)`, when the caller expands one model several times."""
     opts.check()
     style: Autodiff = STYLES[opts.style]
     g = model.graph
@@ -154,7 +157,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions,
                          "onnx.version_converter.convert_version(model, 17)")
     if not g.output:
         raise ModelError("the model has no output to train against")
-    shapes = _static_shapes(model)
+    shapes = static_shapes(model) if shapes is None else shapes
     forward = [_training_mode(n, opset) for n in g.node]
     out = onnx.ModelProto()  # filled in place: the builder adds the loss, backward and update nodes after forward
     out.graph.node.extend(forward)
@@ -321,10 +324,10 @@ def check(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def missing_shapes(model: onnx.ModelProto) -> list[str]:
     """Tensors of the (shape-inferred) graph without a full static shape."""
-    known = _static_shapes(model)
+    known = static_shapes(model)
     names = {o for n in model.graph.node for o in n.output if o}
     return sorted(n for n in names if n not in known)
 
 
 __all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "declare_shapes", "expand", "expand_typed",
-           "expand_with_builder", "missing_shapes"]
+           "expand_with_builder", "missing_shapes", "static_shapes"]

@@ -23,7 +23,7 @@ from onnx import TensorProto
 from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, Tensor, build_graph
 from hawkeye_onnx.scope import _from_slash_name, merge_repeated_calls, scope_of
 from hawkeye_onnx.training.builder import Builder
-from hawkeye_onnx.training.expand import _static_shapes, _training_mode
+from hawkeye_onnx.training.expand import _training_mode
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,10 @@ def _raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[s
     return found
 
 
-def forward_ir(model: onnx.ModelProto) -> Forward | None:
-    """The IR of the shape-inferred `model` with its nodes as the expander's forward phase; None when the
-    model's first output is not float (the gradients' element type then comes from shape inference)."""
+def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Forward | None:
+    """The IR of the shape-inferred `model` (static shapes `shapes`) with its nodes as the expander's forward
+    phase; None when the model's first output is not float (the gradients' element type then comes from shape
+    inference)."""
     g = model.graph
     if not g.output or g.output[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         return None
@@ -58,7 +59,6 @@ def forward_ir(model: onnx.ModelProto) -> Forward | None:
     fwd.CopyFrom(model)
     del fwd.graph.node[:]
     fwd.graph.node.extend(_training_mode(n, opset) for n in g.node)
-    shapes = _static_shapes(model)
     for n, nd in zip(g.node, fwd.graph.node, strict=True):
         if nd.output[1:] != n.output[1:]:  # BatchNormalization's running statistics: shaped like its inputs
             for o, x in zip(nd.output[1:], nd.input[3:], strict=False):
@@ -137,7 +137,14 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
         prefix = name[: name.rindex("/") + 1]  # every emitted name is `<scope>/<Op>...`
         found = scope_cache.get(prefix)
         if found is None:
-            found = scope_cache[prefix] = _from_slash_name(prefix + "x")
+            # `<P><fwd>_Grad/`: the segments stop at `_Grad`, so the scope is the one of `<P>` (one per module,
+            # where the backward prefixes are one per forward node)
+            cut = prefix.rfind("/", 0, len(prefix) - 1) + 1
+            key = prefix[:cut] if prefix.endswith("_Grad/") else prefix
+            found = scope_cache.get(key)
+            if found is None:
+                found = scope_cache[key] = _from_slash_name(prefix + "x")
+            scope_cache[prefix] = found
         raw_scopes.append(found)
         in_rows.append((in_ids + pad)[:3])
         out_ids.append(ids[outs[0]] if outs else -1)

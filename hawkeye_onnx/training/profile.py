@@ -31,7 +31,14 @@ from hawkeye_onnx.load import LoadedModel, infer_shapes, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.training.expand import _FLOAT, PHASES, TrainOptions, declare_shapes, expand_with_builder
+from hawkeye_onnx.training.expand import (
+    _FLOAT,
+    PHASES,
+    TrainOptions,
+    declare_shapes,
+    expand_with_builder,
+    static_shapes,
+)
 from hawkeye_onnx.training.graph import Forward, build, forward_ir
 
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
@@ -141,17 +148,20 @@ class _Expanded(NamedTuple):
     envs: dict[tuple[str, bytes], dict]
 
 
-def _expand(loaded: LoadedModel, opts: TrainOptions, forward: Forward | None) -> _Expanded:
-    """Expand, and build the IR: from the builder's records on the shared forward IR where it can, else from
-    the training model (its shapes declared by the expander, or inferred)."""
+def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | None],
+            shapes: dict[str, tuple[int, ...]]) -> _Expanded:
+    """Expand, and build the IR: from the builder's records on the shared forward IR (`forward`: built on first
+    use, after the expander's own checks) where it can, else from the training model (its shapes declared by
+    the expander, or inferred)."""
     # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
     # frozen before the GC is back
     with paused_gc():
-        train, phases, b = expand_with_builder(loaded.model, opts, protos=forward is None)
-        graph = build(forward, train, b) if forward is not None else None
-        if graph is None:
-            if forward is not None:  # the records were not enough: the whole training model, as `expand` makes it
-                train, phases, b = expand_with_builder(loaded.model, opts)
+        train, phases, b = expand_with_builder(loaded.model, opts, protos=False, shapes=shapes)
+        if not forward:
+            forward.append(forward_ir(loaded.model, shapes))
+        graph = build(forward[0], train, b) if forward[0] is not None else None
+        if graph is None:  # the records are not enough: the whole training model, as `expand` makes it
+            train, phases, b = expand_with_builder(loaded.model, opts, shapes=shapes)
             graph = build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train))
         meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
         del train
@@ -183,15 +193,13 @@ def _profile_train(
     # backends of one autodiff style price the same training graph: expand, infer and build it once per style
     expanded: dict[TrainOptions, _Expanded] = {}
     forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
+    shapes = static_shapes(loaded.model)
     for opts in runs:
         reports = {}
         for b in selected:
             style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
             if style_opts not in expanded:
-                if not forward:
-                    with paused_gc():
-                        forward.append(forward_ir(loaded.model))
-                expanded[style_opts] = _expand(loaded, style_opts, forward[0])
+                expanded[style_opts] = _expand(loaded, style_opts, forward, shapes)
             graph, phases, meta, modules, envs = expanded[style_opts]
             priced_graph = _context(graph, b, phases["backward"], BACKWARD)
             # a forward op that runs differently while training (BatchNormalization on batch statistics)
