@@ -93,6 +93,9 @@ class Builder:
         self._consts: dict[tuple, tuple[onnx.AttributeProto, Any, tuple[int, ...]]] = {}
 
     def _unique(self, name: str) -> str:
+        if name not in self.used:
+            self.used.add(name)
+            return name
         out, k = name, 1
         while out in self.used:
             out = f"{name}_{k}"
@@ -121,7 +124,8 @@ class Builder:
 
     def _add(self, name: str, op: str, inputs: list[str], outs: list[str], domain: str,
              attributes: list[tuple[onnx.AttributeProto, Any]], value: Any = None) -> onnx.NodeProto | None:
-        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes}  # as `ir.build_graph`
+        # the attributes as `ir.build_graph` decodes them
+        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes} if attributes else {}
         self.records.append((name, op, domain, tuple(inputs), tuple(outs), decoded, value))
         self.outputs += outs
         if not self.protos:

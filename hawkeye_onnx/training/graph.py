@@ -110,29 +110,33 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
     groups: dict[str, list[int]] = {}
     raw_scopes: list[tuple[str, ...]] = []
     scope_cache: dict[str, tuple[str, ...]] = {}
-    norm: dict[tuple[int, ...], tuple[int, ...]] = {}  # shapes as plain ints, as read from a proto
+    # per distinct shape: (the shape as plain ints, as read from a proto; its clamped size; its rank)
+    norm: dict[tuple[int, ...] | None, tuple[tuple[int, ...], int, int]] = {}
     records = []
     nf = len(base.nodes)
     pad = [-1, -1, -1]
+    shape_of, dtype_of, float_type = b.shapes.get, b.dtypes.get, TensorProto.FLOAT
     for i, (name, op, domain, inputs, outs, attrs, value) in enumerate(b.records, start=nf):
         try:
             in_ids = [ids[x] if x else -1 for x in inputs]
         except KeyError:
             return None
-        reads_secret = any(secret[t] for t in in_ids if t >= 0)
+        reads_secret = any([secret[t] for t in in_ids if t >= 0])
         out_secret = reads_secret and op not in PUBLIC_OUTPUT_OPS
+        first = len(secret)
         for out in outs:
-            shape = b.shapes.get(out)
-            if shape is None or min(shape, default=1) < 0:
-                return None
-            plain = norm.get(shape)
-            if plain is None:
-                plain = norm[shape] = tuple(int(d) for d in shape)
+            shape = shape_of(out)
+            entry = norm.get(shape)
+            if entry is None:
+                if shape is None or min(shape, default=1) < 0:
+                    return None
+                plain = tuple(int(d) for d in shape)
+                entry = norm[shape] = (plain, min(math.prod(plain), _SIZE_CLAMP), len(plain))
             ids[out] = len(secret)
-            size.append(min(math.prod(plain), _SIZE_CLAMP))
-            rank.append(len(plain))
+            size.append(entry[1])
+            rank.append(entry[2])
             secret.append(out_secret)
-            tensors[out] = Tensor(out, plain, b.dtypes.get(out, TensorProto.FLOAT), out_secret, value)
+            tensors[out] = Tensor(out, entry[0], dtype_of(out, float_type), out_secret, value)
         records.append((i, name, op, domain, inputs, outs, attrs))
         prefix = name[: name.rindex("/") + 1]  # every emitted name is `<scope>/<Op>...`
         found = scope_cache.get(prefix)
@@ -147,7 +151,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
             scope_cache[prefix] = found
         raw_scopes.append(found)
         in_rows.append((in_ids + pad)[:3])
-        out_ids.append(ids[outs[0]] if outs else -1)
+        out_ids.append(first if outs else -1)
         secret_in.append(reads_secret)
         if reads_secret:
             groups.setdefault(op if domain in ("", "ai.onnx") else f"{domain}::{op}", []).append(i)
