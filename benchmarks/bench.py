@@ -9,7 +9,8 @@ protobuf does). Then, in the same run and each in its own subprocess, it times
   (a) the floor: `onnx.load(path, load_external_data=False)` + `onnx.shape_inference.infer_shapes_path`,
   (b) `hawkeye-onnx report MODEL -b all -f json -o OUT` (and `--mode train` if the CLI has it),
 
-and prints wall time, the ratio (b)/(a) and the peak resident memory (ru_maxrss of the child) of each.
+and prints wall time, the ratio (b)/(a), the peak resident memory of the largest process (ru_maxrss) and
+the sampled peak PSS of the whole process tree (hawkeye-onnx forks workers on big models) of each.
 
     python benchmarks/bench.py                 # 20k, 200k, 1M nodes
     python benchmarks/bench.py --sizes 20k,200k --repeat 3
@@ -20,11 +21,13 @@ Targets (issue 8): ratio <= 2 and peak memory <= 2x the floor's at 200k and 1M n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -149,18 +152,59 @@ onnx.shape_inference.infer_shapes_path(sys.argv[1], sys.argv[2])
 """
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process; fails loudly if the
-    child fails. CPU time is the steadier number on a shared machine, wall time the one a user waits."""
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux /proc), for memory that forked workers add."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):  # the process ended meanwhile
+                todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def _pss_mb(pid: int) -> float:
+    """Proportional set size of `pid`'s tree in MB: pages shared after a fork are split between the
+    sharers, so the sum is the memory the tree really holds."""
+    total = 0
+    for p in _descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError):
+            pass
+    return total / 1024
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, float, float]:
+    """Wall seconds, peak RSS (MB) of the largest process, CPU seconds (user + system) and the sampled peak
+    PSS (MB) of the whole process tree of one child process; fails loudly if the child fails. CPU time
+    is the steadier number on a shared machine, wall time the one a user waits; the tree's PSS counts
+    the memory of forked workers, which ru_maxrss (one process's peak) does not."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], _pss_mb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if Path("/proc/self/smaps_rollup").exists():
+        sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # Linux: ru_maxrss in KiB
+    rss = usage.ru_maxrss / 1024  # Linux: ru_maxrss in KiB
+    return wall, rss, usage.ru_utime + usage.ru_stime, max(peak[0], 0.0)
 
 
 def _report_help() -> str:
@@ -196,7 +240,7 @@ def main() -> None:
     quiet = ["--quiet"] if "--quiet" in helptext else []
     rows = []
     print(f"{'nodes':>9} {'mode':>9} {'floor s':>8} {'cpu s':>6} {'floor MB':>9} {'report s':>9} {'cpu s':>6} "
-          f"{'report MB':>10} {'ratio':>6} {'cpu x':>6} {'mem x':>6}  json MB", flush=True)
+          f"{'report MB':>10} {'tree PSS':>9} {'ratio':>6} {'cpu x':>6} {'mem x':>6} {'pss x':>6}  json MB", flush=True)
     for n in (_size(s) for s in args.sizes.split(",")):
         path = build(n, folder)
         count = len(onnx.load(str(path), load_external_data=False).graph.node)
@@ -214,11 +258,12 @@ def main() -> None:
                    "floor_mb": round(floor[1]), "report_s": round(rep[0], 2), "report_cpu_s": round(rep[2], 2),
                    "report_mb": round(rep[1]), "ratio": round(rep[0] / floor[0], 2),
                    "cpu_ratio": round(rep[2] / floor[2], 2), "mem_ratio": round(rep[1] / floor[1], 2),
+                   "tree_pss_mb": round(rep[3]), "pss_ratio": round(rep[3] / max(floor[3], 1.0), 2),
                    "json_mb": round(json_mb, 1)}
             rows.append(row)
             print(f"{count:>9} {mode:>9} {floor[0]:>8.2f} {floor[2]:>6.2f} {floor[1]:>9.0f} {rep[0]:>9.2f} "
-                  f"{rep[2]:>6.2f} {rep[1]:>10.0f} {row['ratio']:>6.2f} {row['cpu_ratio']:>6.2f} "
-                  f"{row['mem_ratio']:>6.2f}  {json_mb:.1f}", flush=True)
+                  f"{rep[2]:>6.2f} {rep[1]:>10.0f} {rep[3]:>9.0f} {row['ratio']:>6.2f} {row['cpu_ratio']:>6.2f} "
+                  f"{row['mem_ratio']:>6.2f} {row['pss_ratio']:>6.2f}  {json_mb:.1f}", flush=True)
             out.unlink()
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

@@ -1,5 +1,5 @@
 """`python -m hawkeye_onnx` = the `hawkeye-onnx` command."""
 
-from hawkeye_onnx.cli import app
+from hawkeye_onnx.cli import main
 
-app(prog_name="hawkeye-onnx")
+main()

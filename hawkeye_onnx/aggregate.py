@@ -30,19 +30,20 @@ class ModuleIndex:
         ids: dict[tuple[str, ...], int] = {(): 0}
         self.paths: list[tuple[str, ...]] = [()]
         self.parent: list[int] = [-1]
-        node_module = []
-        for node in graph.nodes:
-            mid = ids.get(node.scope)
+        scopes, node_scope = graph.scope_index
+        scope_module = []
+        for scope in scopes:  # in the order nodes first use them: modules are numbered as nodes reach them
+            mid = ids.get(scope)
             if mid is None:
-                for depth in range(1, len(node.scope) + 1):
-                    prefix = node.scope[:depth]
+                for depth in range(1, len(scope) + 1):
+                    prefix = scope[:depth]
                     if prefix not in ids:
                         ids[prefix] = len(self.paths)
                         self.paths.append(prefix)
                         self.parent.append(ids[prefix[:-1]])
-                mid = ids[node.scope]
-            node_module.append(mid)
-        self.node_module = np.asarray(node_module, dtype=np.int64).reshape(len(graph.nodes))
+                mid = ids[scope]
+            scope_module.append(mid)
+        self.node_module = np.asarray(scope_module, dtype=np.int64)[node_scope].reshape(len(graph.nodes))
         self.children: list[list[int]] = [[] for _ in self.paths]
         for m in range(1, len(self.paths)):
             self.children[self.parent[m]].append(m)
@@ -53,15 +54,57 @@ class ModuleIndex:
         self._graph = graph
 
     @cached_property
-    def name_json(self) -> list[str]:
-        """Each module's name as a JSON string literal."""
-        return [_enc(p[-1] if p else "model") for p in self.paths]
+    def level(self) -> np.ndarray:
+        """Each module's depth in the tree (the root is 0)."""
+        return np.asarray([len(p) for p in self.paths], dtype=np.int64)
+
+    @cached_property
+    def head_json(self) -> np.ndarray:
+        """`{"name": <module name>, "kind": "module", ` per module (object array): the start of its JSON record."""
+        return _objects(['{"name": ' + _enc(p[-1] if p else "model") + ', "kind": "module", ' for p in self.paths])
+
+    @cached_property
+    def dfs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each module opens and closes in a depth-first walk (children in tree order): the order
+        of the tree's JSON text, so that every backend's text is laid out by sorting, not by recursion."""
+        opens = np.zeros(len(self.paths), dtype=np.int64)
+        closes = np.zeros(len(self.paths), dtype=np.int64)
+        pos = 0
+        stack: list[tuple[int, bool]] = [(0, False)]
+        while stack:
+            m, done = stack.pop()
+            if done:
+                closes[m] = pos
+            else:
+                opens[m] = pos
+                stack.append((m, True))
+                stack.extend((c, False) for c in reversed(self.children[m]))
+            pos += 1
+        return opens, closes
 
     @cached_property
     def node_name_json(self) -> np.ndarray:
         """`{"name": <node name>` per node (object array), the start of every node's JSON record."""
-        return np.asarray(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(self._graph.nodes)]
-                          + [""], dtype=object)[:-1]
+        return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(self._graph.nodes)])
+
+
+def _distinct_rows(table: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    """The distinct rows of an int64 table (as lists of Python ints) and, per row, the index of its distinct
+    row: big models repeat a few cost rows thousands of times, so each is formatted once. Rows are compared
+    as raw bytes (one sort of fixed-size keys), exactly."""
+    table = np.ascontiguousarray(table, dtype=np.int64)
+    if not len(table):
+        return [], np.zeros(0, dtype=np.int64)
+    keys = table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return table[first].tolist(), inverse.ravel()
+
+
+def _objects(items: list[str]) -> np.ndarray:
+    """A 1-D object array of strings (np.asarray would make a fixed-width string array)."""
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def _totals_json(row: Sequence[int]) -> str:
@@ -77,9 +120,13 @@ class TreeSource:
     by one rule variant share their primitive list, and repeated blocks repeat the same numbers, so each
     distinct (node totals, primitive calls and costs) row is formatted once and glued to node names."""
 
-    def __init__(self, graph: Graph, cost: BackendCost, modules: ModuleIndex, mod_rows: list[list[int]],
+    def __init__(self, graph: Graph, cost: BackendCost, modules: ModuleIndex, mod_cost: np.ndarray,
                  depth: int | None) -> None:
-        self.graph, self.cost, self.modules, self.mod_rows, self.depth = graph, cost, modules, mod_rows, depth
+        self.graph, self.cost, self.modules, self.mod_cost, self.depth = graph, cost, modules, mod_cost, depth
+
+    @cached_property
+    def mod_rows(self) -> list[list[int]]:
+        return self.mod_cost.tolist()
 
     def _batches(self) -> list[list[StepCost]]:
         batches: dict[int, list[StepCost]] = {}
@@ -137,31 +184,33 @@ class TreeSource:
 
         return module_tree(0, 0)
 
-    def _node_json(self) -> tuple[np.ndarray, np.ndarray]:
-        """JSON records of every costed node, with and without their primitives (object arrays by node)."""
+    def _node_json(self, full: bool, bare: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """JSON records of every costed node, with (`full`) and without (`bare`) their primitives: object
+        arrays by node index, None where not asked for."""
         n = len(self.graph.nodes)
-        full = np.empty(n, dtype=object)
-        bare = np.empty(n, dtype=object)
+        out_full = np.empty(n, dtype=object) if full else None
+        out_bare = np.empty(n, dtype=object) if bare else None
         heads = self.modules.node_name_json
         for steps in self._batches():
             nodes = steps[0].nodes
             op = _enc(self.graph.nodes[int(nodes[0])].op_type)
             table = np.column_stack([self.cost.node_cost[nodes]] + [np.column_stack([s.calls, s.cost]) for s in steps])
-            distinct: dict[tuple[int, ...], int] = {}  # exact, and faster than np.unique(axis=0) on rows
-            inverse = np.fromiter((distinct.setdefault(tuple(r), len(distinct)) for r in table.tolist()),
-                                  dtype=np.int64, count=len(table))
+            rows, inverse = _distinct_rows(table)
             tails_full, tails_bare = [], []
-            for row in distinct:
-                prims = ", ".join(
-                    f'{{"name": {_enc(s.prim)}, "kind": "primitive", "calls": {row[4 + 5 * j]}, '
-                    f'{_totals_json(row[5 + 5 * j: 9 + 5 * j])}, "children": []}}'
-                    for j, s in enumerate(steps))
+            for row in rows:
                 tail = f', "kind": "node", "op_type": {op}, {_totals_json(row[:4])}, "children": ['
-                tails_full.append(tail + prims + "]}")
+                if full:
+                    prims = ", ".join(
+                        f'{{"name": {_enc(s.prim)}, "kind": "primitive", "calls": {row[4 + 5 * j]}, '
+                        f'{_totals_json(row[5 + 5 * j: 9 + 5 * j])}, "children": []}}'
+                        for j, s in enumerate(steps))
+                    tails_full.append(tail + prims + "]}")
                 tails_bare.append(tail + "]}")
-            full[nodes] = heads[nodes] + np.asarray(tails_full, dtype=object)[inverse]
-            bare[nodes] = heads[nodes] + np.asarray(tails_bare, dtype=object)[inverse]
-        return full, bare
+            if out_full is not None:
+                out_full[nodes] = heads[nodes] + _objects(tails_full)[inverse]
+            if out_bare is not None:
+                out_bare[nodes] = heads[nodes] + _objects(tails_bare)[inverse]
+        return out_full, out_bare
 
     def json(self) -> str:
         """The tree's JSON text, equal to `json.dumps(self.build().to_dict(), ensure_ascii=False)`."""
@@ -169,36 +218,45 @@ class TreeSource:
             return self._json()
 
     def _json(self) -> str:
-        modules, depth, mod_rows = self.modules, self.depth, self.mod_rows
-        full, bare = self._node_json()
+        """Every record of the tree is one string part: module heads (with their totals and `"children": [`),
+        node records and module closes (`]}`). Their order is the depth-first walk (`ModuleIndex.dfs`), a
+        node's record just before its module's close; a part after anything but an open gets `, ` first."""
+        modules, depth = self.modules, self.depth
+        limit = np.iinfo(np.int64).max if depth is None else depth
+        level = modules.level
+        keep = np.any(self.mod_cost != 0, axis=1) & (level <= limit)
+        keep[0] = True  # the root, even when it costs nothing (a module that costs nothing has no costly child)
+        kept = np.flatnonzero(keep)
+        opens, closes = modules.dfs
+        rows, inverse = _distinct_rows(self.mod_cost[kept])
+        totals = _objects([_totals_json(row) + ', "children": [' for row in rows])
+        head = modules.head_json[kept] + totals[inverse]
+
         costed = self._costed()
         where = modules.node_module[costed]
-        bounds = np.searchsorted(where, np.arange(len(modules.paths) + 1))
-        full_l = full[costed].tolist()
-        bare_l = bare[costed].tolist()
-        nonzero = [any(r) for r in mod_rows]
-        names = modules.name_json
-        out: list[str] = []
+        shown = keep[where] & (level[where] < limit)
+        costed, where = costed[shown], where[shown]
+        with_prims = level[where] + 1 < limit
+        full, bare = self._node_json(bool(with_prims.any()), not with_prims.all())
+        if not len(costed):
+            records = np.zeros(0, dtype=object)
+        elif bare is None:
+            records = full[costed]
+        elif full is None:
+            records = bare[costed]
+        else:
+            records = np.where(with_prims, full[costed], bare[costed])
 
-        def emit(m: int, level: int) -> None:
-            out.append(f'{{"name": {names[m]}, "kind": "module", {_totals_json(mod_rows[m])}, "children": [')
-            if depth is None or level < depth:
-                first = True
-                for c in modules.children[m]:
-                    if nonzero[c]:
-                        if not first:
-                            out.append(", ")
-                        emit(c, level + 1)
-                        first = False
-                a, b = int(bounds[m]), int(bounds[m + 1])
-                if b > a:
-                    if not first:
-                        out.append(", ")
-                    out.append(", ".join((full_l if depth is None or level + 1 < depth else bare_l)[a:b]))
-            out.append("]}")
-
-        emit(0, 0)
-        return "".join(out)
+        n_mod, n_node = len(kept), len(costed)
+        parts = np.concatenate([head, records, np.full(n_mod, "]}", dtype=object)])
+        key = np.concatenate([2 * opens[kept], 2 * closes[where] - 1, 2 * closes[kept]])
+        kind = np.concatenate([np.zeros(n_mod, np.int8), np.ones(n_node, np.int8), np.full(n_mod, 2, np.int8)])
+        order = np.lexsort((np.concatenate([np.zeros(n_mod, np.int64), costed, np.zeros(n_mod, np.int64)]), key))
+        parts, kind = parts[order], kind[order]
+        comma = np.flatnonzero(kind[1:] != 2) + 1  # an open or a node record that follows something
+        comma = comma[kind[comma - 1] != 0]  # ... other than an open
+        parts[comma] = ", " + parts[comma]
+        return "".join(parts.tolist())
 
 
 @paused_gc()
@@ -239,7 +297,7 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         params=dict(backend.param_values),
         sources=sources,
         total=Totals.of(mod_rows[0]),
-        tree=TreeSource(graph, cost, modules, mod_rows, depth),
+        tree=TreeSource(graph, cost, modules, mod_cost, depth),
         ops={k: OpSummary(op_count[k], Totals.of(op_cost[k].tolist()))
              for k in sorted(op_order, key=lambda k: -op_cost[k][0])},
         primitives={k: OpSummary(prim_calls[k], Totals.of(v.tolist()))

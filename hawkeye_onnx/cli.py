@@ -6,9 +6,10 @@ with a documented code (see `EXIT_CODES`); `--debug` shows the traceback instead
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -20,7 +21,7 @@ from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
 from hawkeye_onnx.html_report import render_html
 from hawkeye_onnx.load import parse_shape
 from hawkeye_onnx.network import networks
-from hawkeye_onnx.profile import profile
+from hawkeye_onnx.profile import overlap_min_nodes, profile
 from hawkeye_onnx.progress import StageProgress
 from hawkeye_onnx.render import render_markdown, render_table
 from hawkeye_onnx.rules import load_backends
@@ -62,6 +63,9 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         err.print("hawkeye-onnx: interrupted", markup=False)
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # the reader left (`... | head`): stop quietly, with rich's code for it (tables)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the final flush must not fail again
+        raise typer.Exit(1) from None
     except Exception as exc:
         if debug:
             traceback.print_exc()
@@ -69,6 +73,17 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         err.print(f"hawkeye-onnx: internal error: {type(exc).__name__}: {first} (run with --debug for a traceback)",
                   markup=False)
         raise typer.Exit(1) from None
+
+
+def _write_parts(parts: Iterable[str], output: Path | None) -> None:
+    """Write text pieces to `output` (or stdout) one by one: a big model's JSON is hundreds of MB."""
+    if output is None:
+        for part in parts:
+            sys.stdout.write(part)
+        return
+    with output.open("w", encoding="utf-8") as fh:
+        for part in parts:
+            fh.write(part)
 
 
 def _parse_params(values: list[str]) -> dict[str, dict[str, str]]:
@@ -152,11 +167,12 @@ def report(
                 result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
                                  input_shapes=shapes, batch=batch, public_weights=public_weights,
                                  depth=depth if fmt == "json" else None, progress=bar)
-            if fmt == "json":  # under the bar too: a big tree takes seconds to write
+            if fmt == "json" and output:  # under the bar too: a big tree takes seconds to write
                 bar("writing JSON", 1, 1)
-                json_text = result.to_json()
-        if fmt == "json":
-            text = json_text
+                _write_parts(result.json_parts(parallel=result.model.nodes >= overlap_min_nodes()), output)
+        text: str | None = None
+        if fmt == "json" and not output:  # after the bar: its live display must not catch stdout
+            _write_parts(result.json_parts(parallel=result.model.nodes >= overlap_min_nodes()), None)
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
             if result.training and len(result.training.get("runs", ())) > 1:  # --optimizer sgd,adam
@@ -165,14 +181,12 @@ def report(
                 text += phases_markdown(result)
         elif fmt == "html":
             text = render_html(result, nets, depth=depth or 1, top=top, tree_depth=depth)
-        else:
-            text = None
         if text is not None:
             if output:
                 output.write_text(text, encoding="utf-8")
             else:
                 sys.stdout.write(text)
-        else:
+        elif fmt == "table":
             from hawkeye_onnx.cli_train import render_phases
 
             if output:
@@ -237,8 +251,23 @@ _register_expand()
 
 
 def main() -> None:  # pragma: no cover - console entry
-    app()
+    """Run the CLI, then leave without tearing the heap down: freeing a million-node graph's records one by
+    one takes about a second and serves nobody once the output is written (mypy's `hard_exit` does the same)."""
+    try:
+        app(prog_name="hawkeye-onnx")
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        code = exc.code or 0
+    else:
+        code = 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`): nothing more to say
+            code = code or 0
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -156,8 +156,9 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         indices = graph.columns.groups[key]
         for param in backend.node_sets:
             spec = str(backend.param_values[param])
-            env[node_set_var(param)] = np.array([int(node_in_set(graph.nodes[i].name, spec))
-                                                 for i in indices.tolist()], dtype=np.int64)
+            env[node_set_var(param)] = (np.array([int(node_in_set(graph.nodes[i].name, spec))
+                                                  for i in indices.tolist()], dtype=np.int64) if spec.strip(", ")
+                                        else np.zeros(len(indices), dtype=np.int64))  # the default: no node named
         remaining = np.ones(len(indices), dtype=bool)
         if len(repeated_idx):
             remaining &= ~np.isin(indices, repeated_idx)
@@ -199,16 +200,27 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     source: a harness that strips Identity nodes (CrypTen's) joins the two names. Only the span
     ``graph.extra["onnx_nodes"]`` (default: every node) is what the framework loads from the ONNX file; a
     training graph's loss, backward and optimizer nodes are the expander's, run by the framework's autograd."""
-    alias: dict[str, str] = {}
-    for node in graph.nodes:
-        if node.op_type == "Identity" and node.inputs and node.outputs:
-            alias[node.outputs[0]] = alias.get(node.inputs[0], node.inputs[0])
+    col = graph.columns
     lo, hi = graph.extra.get("onnx_nodes", (0, len(graph.nodes)))
-    out = []
-    for node in graph.nodes[lo:hi]:
-        names = [alias.get(x, x) for x in node.inputs if x]
-        if len(set(names)) < len(names) and node.op_type != "Identity":
-            out.append(node.index)
+    # Identity outputs take their source's tensor id (Identity nodes are few: a loop over them is cheap).
+    canon = np.arange(len(col.size), dtype=np.int64)
+    is_identity = np.fromiter((n.op_type == "Identity" for n in graph.nodes), dtype=bool, count=len(graph.nodes))
+    for i in np.flatnonzero(is_identity).tolist():
+        a, out = int(col.node_in[i, 0]), int(col.node_out[i])
+        if a >= 0 and out >= 0:
+            canon[out] = canon[a]
+    ins = np.where(col.node_in >= 0, canon[col.node_in], -1)[lo:hi]
+    a, b, c = ins[:, 0], ins[:, 1], ins[:, 2]
+    dup = ((a == b) & (a >= 0)) | ((a == c) & (a >= 0)) | ((b == c) & (b >= 0))
+    out = set((np.flatnonzero(dup & ~is_identity[lo:hi]) + lo).tolist())
+    ids: dict[str, int] | None = None
+    for node in graph.nodes[lo:hi]:  # a node with more than three inputs (Concat, ...): by name
+        if len(node.inputs) > 3 and node.op_type != "Identity":
+            if ids is None:  # tensor name -> id in `graph.columns` (the order of `graph.tensors`)
+                ids = {name: i for i, name in enumerate(graph.tensors)}
+            read = [int(canon[ids[x]]) for x in node.inputs if x]
+            if len(set(read)) < len(read):
+                out.add(node.index)
     return frozenset(out)
 
 
@@ -221,7 +233,10 @@ def _group_env(graph: Graph, key: str) -> dict[str, object]:
         idx = graph.columns.groups[key]
         env = generic_columns(graph, idx)
         extra = REGISTRY.get(key)
-        if extra is not None:
+        found = extra.columns(graph, idx) if extra is not None and extra.columns is not None else None
+        if found is not None:
+            env.update(found)
+        elif extra is not None:
             rows = []
             for i in idx.tolist():
                 node = graph.nodes[i]

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -85,10 +87,34 @@ class Graph:
         return self.tensors.get(name) if name else None
 
     @cached_property
+    def shape_list(self) -> list[tuple[int, ...] | None]:
+        """Every tensor's shape by its id in `columns` (the order of `tensors`)."""
+        tensors = self.tensors
+        if isinstance(tensors, TensorTable):
+            return tensors.shape_list
+        return [t.shape for t in tensors.values()]
+
+    def shape_of(self, name: str) -> tuple[int, ...] | None:
+        """`tensor(name).shape` (None if unknown or no such tensor), without making the Tensor record."""
+        tensors = self.tensors
+        if isinstance(tensors, TensorTable):
+            return tensors.shape_of(name)
+        t = tensors.get(name) if name else None
+        return None if t is None else t.shape
+
+    @cached_property
     def opvars_cache(self) -> dict[str, Any]:
         """Shape variables per op group (cost.py), per graph instance: a graph made with
         `dataclasses.replace` (other domains for some nodes) shares `extra` but not this."""
         return {}
+
+    @cached_property
+    def scope_index(self) -> tuple[list[tuple[str, ...]], np.ndarray]:
+        """Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the
+        order nodes first use them; the module tree is built per scope, not per node."""
+        ids: dict[tuple[str, ...], int] = {}
+        per_node = [ids.setdefault(n.scope, len(ids)) for n in self.nodes]
+        return list(ids), np.asarray(per_node, dtype=np.int64)
 
     @cached_property
     def columns(self) -> Columns:
@@ -147,25 +173,23 @@ def _columns(graph: Graph) -> Columns:
                    {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
 
 
+_ATTR_VALUE: dict[int, Callable[[AttributeProto], Any]] = {
+    AttributeProto.INT: attrgetter("i"),
+    AttributeProto.FLOAT: attrgetter("f"),
+    AttributeProto.STRING: lambda a: a.s.decode("utf-8", "replace"),
+    AttributeProto.INTS: lambda a: tuple(a.ints),
+    AttributeProto.FLOATS: lambda a: tuple(a.floats),
+    AttributeProto.STRINGS: lambda a: tuple(s.decode("utf-8", "replace") for s in a.strings),
+    AttributeProto.TENSOR: attrgetter("t"),
+    AttributeProto.GRAPH: lambda a: "<subgraph>",
+    AttributeProto.GRAPHS: lambda a: "<subgraph>",
+}
+
+
 def _attr_value(attr: AttributeProto) -> Any:
-    t = attr.type
-    if t == AttributeProto.INT:
-        return attr.i
-    if t == AttributeProto.FLOAT:
-        return attr.f
-    if t == AttributeProto.STRING:
-        return attr.s.decode("utf-8", "replace")
-    if t == AttributeProto.INTS:
-        return tuple(attr.ints)
-    if t == AttributeProto.FLOATS:
-        return tuple(attr.floats)
-    if t == AttributeProto.STRINGS:
-        return tuple(s.decode("utf-8", "replace") for s in attr.strings)
-    if t == AttributeProto.TENSOR:
-        return attr.t
-    if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-        return "<subgraph>"
-    return None
+    """An attribute's value as plain Python (a TensorProto stays one; subgraphs are not read)."""
+    get = _ATTR_VALUE.get(attr.type)
+    return None if get is None else get(attr)
 
 
 def _shape_of(type_proto: onnx.TypeProto) -> tuple[tuple[int, ...] | None, int]:
@@ -186,14 +210,21 @@ def _shape_of(type_proto: onnx.TypeProto) -> tuple[tuple[int, ...] | None, int]:
     return tuple(dims), tt.elem_type
 
 
+#: Fixed-width types whose raw bytes numpy reads as they are (little-endian, as ONNX stores them).
+_RAW_DTYPES = {TensorProto.FLOAT: "<f4", TensorProto.DOUBLE: "<f8", TensorProto.INT64: "<i8",
+               TensorProto.INT32: "<i4", TensorProto.INT8: "i1", TensorProto.UINT8: "u1"}
+
+
 def _small_value(t: TensorProto) -> np.ndarray | None:
     if t.data_location == TensorProto.EXTERNAL:
         return None
-    n = 1
-    for d in t.dims:
-        n *= d
+    dims = tuple(t.dims)
+    n = math.prod(dims)
     if n > _SMALL_CONST:
         return None
+    raw, dtype = t.raw_data, _RAW_DTYPES.get(t.data_type)
+    if raw and dtype is not None and len(raw) == n * np.dtype(dtype).itemsize:  # exporters' usual form, fast
+        return np.frombuffer(raw, dtype=dtype).reshape(dims)
     try:
         return numpy_helper.to_array(t)
     except Exception:
@@ -225,74 +256,156 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def build_graph(model: onnx.ModelProto, public_weights: bool = False) -> Graph:
+#: Static shape and element type of each named value, as `value_shapes` reads them from a graph.
+Shapes = dict[str, tuple[tuple[int, ...] | None, int]]
+
+
+def build_graph(model: onnx.ModelProto, public_weights: bool = False,
+                shapes: Callable[[], Shapes] | None = None) -> Graph:
     """Build the IR from a model whose shapes have been inferred (value_info filled), with its column
-    view (`Graph.columns`) filled in the same pass: one Python loop over the protobuf nodes."""
+    view (`Graph.columns`) filled in the same pass: one Python loop over the protobuf nodes.
+
+    `shapes`, if given, is called once the graph's structure is read, for the shapes (by default
+    `value_shapes(model.graph)`): the pipeline can then infer them in another process meanwhile."""
     with paused_gc():
-        return _build_graph(model, public_weights)
+        return _build_graph(model, public_weights, shapes or (lambda: value_shapes(model.graph)))
 
 
-def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
+_DIM = attrgetter("dim_value")
+
+
+def value_shapes(g: onnx.GraphProto) -> Shapes:
+    """The static shape (None if any dim is unknown) and element type of every input, value_info and output."""
+    with paused_gc():
+        shapes: Shapes = {}
+        for vi in (*g.input, *g.value_info, *g.output):
+            tt = vi.type.tensor_type  # an empty default when the value is not a tensor (`_shape_of` sees to it)
+            if tt.HasField("shape"):
+                values = tuple(map(_DIM, tt.shape.dim))  # the common case of `_shape_of`, inlined
+                if min(values, default=1) > 0:
+                    shapes[vi.name] = (values, tt.elem_type)
+                    continue
+            shapes[vi.name] = _shape_of(vi.type)
+        return shapes
+
+
+class TensorTable(Mapping[str, Tensor]):
+    """`Graph.tensors`: the graph's tensors as columns, each `Tensor` record made on first read. A big
+    model has hundreds of thousands of tensors and the cost stage reads the records of a few (the
+    inputs of Conv, MatMul, ...); the rest it reads as arrays (`Graph.columns`)."""
+
+    __slots__ = ("_dtype", "_ids", "_made", "_secret", "_shape", "_value")
+
+    def __init__(self, ids: dict[str, int], shape: list[tuple[int, ...] | None], dtype: list[int],
+                 secret: list[bool], value: dict[int, np.ndarray]) -> None:
+        self._ids, self._shape, self._dtype, self._secret, self._value = ids, shape, dtype, secret, value
+        self._made: dict[str, Tensor] = {}
+
+    def __getitem__(self, name: str) -> Tensor:
+        t = self._made.get(name)
+        if t is None:
+            i = self._ids[name]
+            t = self._made[name] = Tensor(name, self._shape[i], self._dtype[i], self._secret[i], self._value.get(i))
+        return t
+
+    def get(self, name: str, default: Tensor | None = None) -> Tensor | None:  # type: ignore[override]
+        return self[name] if name in self._ids else default
+
+    @property
+    def shape_list(self) -> list[tuple[int, ...] | None]:
+        return self._shape
+
+    def shape_of(self, name: str) -> tuple[int, ...] | None:
+        i = self._ids.get(name)
+        return None if i is None else self._shape[i]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def has_unknown_shape(self) -> bool:
+        return None in self._shape
+
+
+def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Callable[[], Shapes]) -> Graph:
     g = model.graph
-    shapes: dict[str, tuple[tuple[int, ...] | None, int]] = {}
-    for vi in (*g.input, *g.value_info, *g.output):
-        tp = vi.type
-        if tp.HasField("tensor_type") and (tt := tp.tensor_type).HasField("shape"):
-            values = tuple(d.dim_value for d in tt.shape.dim)  # the common case of `_shape_of`, inlined
-            if min(values, default=1) > 0:
-                shapes[vi.name] = (values, tt.elem_type)
-                continue
-        shapes[vi.name] = _shape_of(tp)
-
-    tensors: dict[str, Tensor] = {}
-    ids: dict[str, int] = {}  # tensor name -> column id
-    t_size: list[int] = []
-    t_rank: list[int] = []
+    # Tensors as columns (id = position), see `TensorTable`. "" (an omitted optional input) maps to -1.
+    ids: dict[str, int] = {"": -1}
+    t_shape: list[tuple[int, ...] | None] = []
+    t_dtype: list[int] = []
     t_secret: list[bool] = []
+    t_value: dict[int, np.ndarray] = {}
+    secret_names: set[str] = set()
 
-    def add(t: Tensor) -> None:
-        tid = ids.get(t.name)
-        size, rank = (-1, -1) if t.shape is None else (min(math.prod(t.shape), _SIZE_CLAMP), len(t.shape))
+    def add(name: str, shape: tuple[int, ...] | None, dtype: int, secret: bool, value: np.ndarray | None) -> None:
+        tid = ids.get(name)
         if tid is None:
-            ids[t.name] = len(t_size)
-            t_size.append(size)
-            t_rank.append(rank)
-            t_secret.append(t.secret)
-        else:  # a name written twice (not SSA): the last writer wins, as in `tensors`
-            t_size[tid], t_rank[tid], t_secret[tid] = size, rank, t.secret
-        tensors[t.name] = t
+            tid = ids[name] = len(t_shape)
+            t_shape.append(shape)
+            t_dtype.append(dtype)
+            t_secret.append(secret)
+        else:  # a name written twice (not SSA): the last writer wins
+            t_shape[tid], t_dtype[tid], t_secret[tid] = shape, dtype, secret
+            t_value.pop(tid, None)
+        if value is not None:
+            t_value[tid] = value
+        if secret:
+            secret_names.add(name)
+        else:
+            secret_names.discard(name)
 
     init_names = []
     parameters = 0
+    external = TensorProto.EXTERNAL  # weights kept outside the file: no value to decode
     for init in g.initializer:
-        if type(init.name) is not str:
-            raise ModelError(f"an initializer name is not valid UTF-8 text ({init.name[:40]!r}); the file is corrupt")
+        name = init.name
+        if type(name) is not str:
+            raise ModelError(f"an initializer name is not valid UTF-8 text ({name[:40]!r}); the file is corrupt")
         dims = tuple(init.dims)
+        dtype = init.data_type
         # A rank-0 initializer is a literal the exporter lifted (dynamo writes `/ math.sqrt(d)` or GELU's 0.5
         # as `val_N` scalars where TorchScript writes Constant nodes): public, and not a parameter.
-        weight = init.data_type in _FLOAT_TYPES and len(dims) > 0
+        weight = dtype in _FLOAT_TYPES and len(dims) > 0
         secret = weight and not public_weights
-        add(Tensor(init.name, dims, init.data_type, secret, _small_value(init)))
-        init_names.append(init.name)
+        if init.data_location == external and name not in ids:  # the common case of `add`, inlined
+            ids[name] = len(t_shape)
+            t_shape.append(dims)
+            t_dtype.append(dtype)
+            t_secret.append(secret)
+            if secret:
+                secret_names.add(name)
+        else:
+            add(name, dims, dtype, secret, _small_value(init))
+        init_names.append(name)
         if weight:
             parameters += math.prod(dims)
     inits = frozenset(init_names)
     data_inputs = tuple(vi.name for vi in g.input if vi.name not in inits)
+    # Graph inputs and node outputs get their shapes once the structure is read (`read_shapes`).
+    shaped: list[tuple[int, str]] = []
     for name in data_inputs:
-        shape, dtype = shapes.get(name, (None, 0))
-        add(Tensor(name, shape, dtype, True))
+        add(name, None, 0, True, None)
+        shaped.append((ids[name], name))
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     raw: list[tuple] = []
+    # Scopes by number: a slash-scoped name's prefix (a str, its hash cached) -> k; the k-th raw scope.
+    scope_ids: dict[str | tuple[str, ...], int] = {}
     raw_scopes: list[tuple[str, ...]] = []
-    scope_cache: dict[str, tuple[str, ...]] = {}
+    node_scope: list[int] = []
     in_rows: list[list[int]] = []
     out_ids: list[int] = []
     secret_in: list[bool] = []
     groups: dict[str, list[int]] = {}
     pad = [-1, -1, -1]
-    unknown = (None, 0)
     join = "".join
+    get_id = ids.__getitem__
+    no_attrs: Mapping[str, Any] = MappingProxyType({})  # shared by every node without attributes: read-only
     for i, nd in enumerate(g.node):
         name, op_type, domain = nd.name, nd.op_type, nd.domain
         inputs, outputs = tuple(nd.input), tuple(nd.output)
@@ -301,16 +414,16 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
         except TypeError:
             raise ModelError(f"node #{i}: a name or op type is not valid UTF-8 text; the file is corrupt "
                              "(re-export the model)") from None
-        attrs = {a.name: _attr_value(a) for a in nd.attribute} if len(nd.attribute) else {}
+        attrs = {a.name: _attr_value(a) for a in nd.attribute} if len(nd.attribute) else no_attrs
         try:
-            in_ids = [ids[x] if x else -1 for x in inputs]
+            in_ids = list(map(get_id, inputs))
         except KeyError:
-            missing = next(x for x in inputs if x and x not in ids)
+            missing = next(x for x in inputs if x not in ids)
             raise ModelError(
                 f"node {name or op_type!r} reads {missing!r}, which no earlier node, input or "
                 "initializer defines (the graph is not topologically sorted, has a cycle, or a dangling "
                 "input); fix the export or run onnx.utils / onnxsim on it") from None
-        reads_secret = any(t_secret[t] for t in in_ids if t >= 0)
+        reads_secret = not secret_names.isdisjoint(inputs)
         secret = reads_secret and op_type not in PUBLIC_OUTPUT_OPS
         value = None
         if op_type == "Constant" and isinstance(attrs.get("value"), TensorProto):
@@ -318,40 +431,59 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool) -> Graph:
         for out in outputs:
             if not out:
                 continue
-            shape, dtype = shapes.get(out, unknown)
-            if value is not None and shape is None:
-                shape = tuple(value.shape)
-            if out in ids or shape is None:
-                add(Tensor(out, shape, dtype, secret, value))
-                continue
-            ids[out] = len(t_size)  # the common case, inlined: a new tensor with a known shape
-            t_size.append(min(math.prod(shape), _SIZE_CLAMP))
-            t_rank.append(len(shape))
-            t_secret.append(secret)
-            tensors[out] = Tensor(out, shape, dtype, secret, value)
+            if out in ids or value is not None:
+                add(out, None, 0, secret, value)
+            else:  # the common case, inlined: a new tensor, not a small constant
+                ids[out] = len(t_shape)
+                t_shape.append(None)
+                t_dtype.append(0)
+                t_secret.append(secret)
+                if secret:
+                    secret_names.add(out)
+            shaped.append((ids[out], out))
         if "value" in attrs:
             attrs["value"] = "<tensor>"
         raw.append((i, name, op_type, domain, inputs, outputs, attrs))
         if "/" in name and not len(nd.metadata_props):  # `_scope`'s memoised case, inlined
             prefix = name[: name.rindex("/") + 1]
-            found = scope_cache.get(prefix)
-            if found is None:
-                found = scope_cache[prefix] = _from_slash_name(prefix + "x")
-            raw_scopes.append(found)
+            k = scope_ids.get(prefix)
+            if k is None:
+                if prefix[0] == "/" and "_Grad" not in prefix:  # TorchScript's scopes: `_from_slash_name`, inlined
+                    found = tuple(filter(None, prefix.split("/")))
+                else:
+                    found = _from_slash_name(prefix + "x")
+                k = scope_ids[prefix] = len(raw_scopes)
+                raw_scopes.append(found)
         else:
-            raw_scopes.append(scope_of(nd))
-        in_rows.append((in_ids + pad)[:3])
-        out_ids.append(ids[outputs[0]] if outputs and outputs[0] else (-2 if outputs else -1))
+            found = scope_of(nd)
+            k = scope_ids.get(found)
+            if k is None:
+                k = scope_ids[found] = len(raw_scopes)
+                raw_scopes.append(found)
+        node_scope.append(k)
+        in_rows.append((in_ids + pad)[:3] if len(in_ids) < 3 else in_ids[:3])
+        out_ids.append((ids[outputs[0]] if outputs[0] else -2) if outputs else -1)
         secret_in.append(reads_secret)
         if reads_secret:
             groups.setdefault(op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}", []).append(i)
-    distinct = list(dict.fromkeys(raw_scopes))  # merging depends on the set of scopes only
-    merged = dict(zip(distinct, merge_repeated_calls(distinct), strict=True))
-    nodes = tuple(Node(*r, merged[sc]) for r, sc in zip(raw, raw_scopes, strict=True))
+    del ids[""]
+    merged = merge_repeated_calls(raw_scopes)  # depends on the set of scopes only
+    nodes = tuple(Node(*r, merged[k]) for r, k in zip(raw, node_scope, strict=True))
+    shapes = read_shapes()  # only now: all of the above can run while another process infers them
+    unknown = (None, 0)
+    for tid, name in shaped:
+        shape, t_dtype[tid] = shapes.get(name, unknown)
+        if shape is None and tid in t_value:  # a small Constant whose output inference left out
+            shape = tuple(t_value[tid].shape)
+        t_shape[tid] = shape
+    tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
     graph = Graph(nodes, tensors, data_inputs, tuple(o.name for o in g.output), inits, opset, parameters)
+    graph.__dict__["scope_index"] = (merged, np.asarray(node_scope, dtype=np.int64))
     n = len(nodes)
+    clamp, prod = _SIZE_CLAMP, math.prod
     graph.__dict__["columns"] = Columns(
-        np.asarray(t_size, dtype=np.int64), np.asarray(t_rank, dtype=np.int64), np.asarray(t_secret, dtype=bool),
+        np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),
+        np.asarray([-1 if s is None else len(s) for s in t_shape], dtype=np.int64), np.asarray(t_secret, dtype=bool),
         np.asarray(in_rows, dtype=np.int64).reshape(n, 3), np.asarray(out_ids, dtype=np.int64),
         np.asarray(secret_in, dtype=bool), {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
     return graph

@@ -172,24 +172,56 @@ def ort_symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
             os.chdir(here)
 
 
-def infer_shapes(model: onnx.ModelProto | bytes, shown: str = "<model>") -> onnx.ModelProto:
-    """onnx's shape inference as `load` runs it (data propagation, lenient), with its one-line error. Also the
-    lean path for a graph the profiler built in memory (the training graph): no digest, no defensive copy."""
-    try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{shown}: shape inference failed: {first[:300]}") from None
+@dataclass(frozen=True)
+class BoundModel:
+    """A model read and checked, its inputs bound, shapes not yet inferred."""
+
+    model: onnx.ModelProto
+    path: str | None
+    sha256: str | None
+    data: bytes | None  # the file's bytes while the model is unchanged (spares infer_shapes a serialisation)
+    shown: str  # how messages name the model
 
 
 def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
          batch: int | None = None) -> LoadedModel:
     """Read, bind and shape-infer a model. Raises ModelError / ShapeError with a one-line message."""
+    bound = read_bound(source, input_shapes, batch)
+    return loaded(bound, infer(bound))
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """A model as read from its file (or a copy of the caller's ModelProto): parsed, nothing checked yet."""
+
+    model: onnx.ModelProto
+    path: str | None
+    sha256: str | None
+    data: bytes | None  # the file's bytes (None for an in-memory model)
+    copied: bool  # `model` is ours to change (False: it is the caller's object)
+
+
+def read_model(source: str | os.PathLike | onnx.ModelProto) -> ReadModel:
+    """Read and parse a model file, never its weights (one-line ModelError when it is not ONNX)."""
     model, path, digest, data = _read(source)
+    return ReadModel(model, path, digest, data, not isinstance(source, onnx.ModelProto))
+
+
+def read_bound(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+               batch: int | None = None) -> BoundModel:
+    """Read a model (never its weights), check its versions and external-data paths, bind its inputs."""
+    return bind(read_model(source), input_shapes, batch)
+
+
+def bind(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+         batch: int | None = None) -> BoundModel:
+    """Check a read model's versions and external-data paths and bind its inputs (on the model itself, or
+    on a copy when it is the caller's)."""
+    model, path, data = read.model, read.path, read.data
     shown = path or "<model>"
-    if isinstance(source, onnx.ModelProto):
+    if not read.copied:
         model = onnx.ModelProto()
-        model.CopyFrom(source)
+        model.CopyFrom(read.model)
     _check_versions(model, shown)
     _check_external_locations(model, path)
     if batch is not None and batch <= 0:
@@ -200,17 +232,33 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
         for out in model.graph.output:
             if out.type.HasField("tensor_type"):
                 out.type.tensor_type.ClearField("shape")
-    # an unchanged file's own bytes spare infer_shapes re-serialising the model (0.2 s at 200k nodes)
-    inferred = infer_shapes(model if data is None else data, shown)
-    symbolic = _symbolic_inputs(inferred)
+    return BoundModel(model, path, read.sha256, data, shown)
+
+
+def infer(bound: BoundModel) -> onnx.ModelProto:
+    """onnx's shape inference (with data propagation) of a bound model; ModelError when it fails."""
+    try:
+        # an unchanged file's own bytes spare infer_shapes re-serialising the model (0.2 s at 200k nodes)
+        return onnx.shape_inference.infer_shapes(bound.model if bound.data is None else bound.data, check_type=False,
+                                                 strict_mode=False, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{bound.shown}: shape inference failed: {first[:300]}") from None
+
+
+def loaded(bound: BoundModel, model: onnx.ModelProto) -> LoadedModel:
+    """The header facts of a bound model, with `model` (its inferred form, or itself when the shapes are
+    inferred elsewhere): they read only the graph's inputs, which shape inference leaves as they are."""
+    shown = bound.shown
+    symbolic = _symbolic_inputs(model)
     if symbolic:
         hint = (f"the model input(s) {', '.join(symbolic)} have unbound dims: pass "
                 f"--input-shape NAME=DIMS (e.g. --input-shape {symbolic[0].split(' ')[0]}=1x...) or --batch N")
     else:
         hint = "pass --input-shape NAME=DIMS for the model's inputs, or check the export"
     shapes: dict[str, tuple[int | str, ...]] = {}
-    inits = {i.name for i in inferred.graph.initializer}
-    for vi in inferred.graph.input:
+    inits = {i.name for i in model.graph.initializer}
+    for vi in model.graph.input:
         if vi.name in inits:
             continue
         tt = vi.type.tensor_type
@@ -218,7 +266,7 @@ def load(source: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str,
         if tt.elem_type == TensorProto.UNDEFINED:
             raise ModelError(f"{shown}: input {vi.name!r} has no tensor type")
         _check_dims(vi.name, shapes[vi.name], shown)
-    return LoadedModel(inferred, path, digest, shapes, hint)
+    return LoadedModel(model, bound.path, bound.sha256, shapes, hint)
 
 
 def _check_dims(name: str, shape: tuple[int | str, ...], shown: str) -> None:

@@ -8,9 +8,11 @@ a misspelt variable fails when the rule file loads, not when a model happens to 
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +24,13 @@ GENERIC_VARS: tuple[str, ...] = ("n", "n_in", "n_in1", "n_in2", "s0", "s1", "s2"
 
 @dataclass(frozen=True)
 class OpVars:
-    """Extra variables of one op type and the function that computes them for a node."""
+    """Extra variables of one op type and the function that computes them for a node; `columns`, if set,
+    computes them for a whole op group at once (None where it cannot: `compute` then runs per node and
+    raises the error that names the node)."""
 
     names: tuple[str, ...]
     compute: Callable[[Node, Graph], Sequence[float | int]]
+    columns: Callable[[Graph, np.ndarray], dict[str, np.ndarray] | None] | None = None
 
 
 REGISTRY: dict[str, OpVars] = {}
@@ -42,6 +47,34 @@ def register(op_types: str | Sequence[str], names: Sequence[str]):
     return deco
 
 
+def register_columns(op_types: str | Sequence[str]):
+    """Decorator: the group-at-once form of the `register`ed function of these op types."""
+
+    def deco(fn: Callable[[Graph, np.ndarray], dict[str, np.ndarray] | None]):
+        for op in [op_types] if isinstance(op_types, str) else op_types:
+            REGISTRY[op] = dataclasses.replace(REGISTRY[op], columns=fn)
+        return fn
+
+    return deco
+
+
+def _group_shapes(graph: Graph, idx: np.ndarray, slots: Sequence[int]) -> list[list[tuple[int, ...]]] | None:
+    """The shapes of input slots `slots` (-1: the first output) of the nodes `idx`, or None when one is
+    absent, unknown, rank 0 or absurd (the per-node path then names the culprit)."""
+    col = graph.columns
+    table = graph.shape_list
+    out = []
+    for slot in slots:
+        ids = col.node_out[idx] if slot < 0 else col.node_in[idx, slot]
+        if len(ids) and (int(ids.min()) < 0 or int(col.size[ids].max()) > MAX_ELEMENTS):
+            return None
+        shapes = [table[i] for i in ids.tolist()]
+        if None in shapes or () in shapes:
+            return None
+        out.append(shapes)
+    return out
+
+
 def variables_for(op_type: str) -> tuple[str, ...]:
     extra = REGISTRY.get(op_type)
     return GENERIC_VARS + (extra.names if extra else ())
@@ -53,14 +86,14 @@ MAX_ELEMENTS = 1 << 48
 
 
 def _shape(graph: Graph, name: str, node: Node) -> tuple[int, ...]:
-    t = graph.tensor(name)
-    if t is None or t.shape is None:
+    shape = graph.shape_of(name)
+    if shape is None:
         hint = graph.extra.get("shape_hint", "bind the model's inputs with --input-shape NAME=DIMS or --batch N")
         raise ShapeError(f"tensor {name!r} (used by {node.op_type} node {node.name!r}) has no static shape; {hint}")
-    if math.prod(t.shape) > MAX_ELEMENTS:
-        raise ModelError(f"tensor {name!r} (used by {node.op_type} node {node.name!r}) has {math.prod(t.shape):.3g} "
-                         f"elements (shape {'x'.join(map(str, t.shape))}): absurd dims; check --input-shape / --batch")
-    return t.shape
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ModelError(f"tensor {name!r} (used by {node.op_type} node {node.name!r}) has {math.prod(shape):.3g} "
+                         f"elements (shape {'x'.join(map(str, shape))}): absurd dims; check --input-shape / --batch")
+    return shape
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -112,6 +145,23 @@ def _matmul(node: Node, graph: Graph) -> list[int]:
     return [batch, m, k, q, _size(a[:-2]), _size(b[:-2])]
 
 
+@register_columns("MatMul")
+def _matmul_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None:
+    found = _group_shapes(graph, idx, (0, 1, -1))
+    if found is None:
+        return None
+    a, b, out = found
+    m = [s[-2] if len(s) >= 2 else 1 for s in a]
+    q = [s[-1] if len(s) >= 2 else 1 for s in b]
+    col = graph.columns
+    out_size = col.size[col.node_out[idx]]
+    mq = np.maximum(1, np.asarray(m, dtype=np.int64) * np.asarray(q, dtype=np.int64))
+    batch = np.where(np.asarray([len(s) >= 2 for s in out]), out_size // mq, 1)
+    return {"batch": batch, "m": np.asarray(m, dtype=np.int64), "k": np.asarray([s[-1] for s in a], dtype=np.int64),
+            "q": np.asarray(q, dtype=np.int64), "a_batch": np.asarray([_size(s[:-2]) for s in a], dtype=np.int64),
+            "b_batch": np.asarray([_size(s[:-2]) for s in b], dtype=np.int64)}
+
+
 @register("Gemm", ["m", "k", "q", "bias"])
 def _gemm(node: Node, graph: Graph) -> list[int]:
     a = _shape(graph, node.inputs[0], node)
@@ -122,6 +172,21 @@ def _gemm(node: Node, graph: Graph) -> list[int]:
     return [m, k, q, bias]
 
 
+@register_columns("Gemm")
+def _gemm_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None:
+    found = _group_shapes(graph, idx, (0, 1))
+    if found is None or any(len(s) != 2 for shapes in found for s in shapes):
+        return None
+    a, b = found
+    nodes = [graph.nodes[i] for i in idx.tolist()]
+    trans_a = [bool(n.attrs.get("transA", 0)) for n in nodes]
+    trans_b = [bool(n.attrs.get("transB", 0)) for n in nodes]
+    return {"m": np.asarray([s[1] if t else s[0] for s, t in zip(a, trans_a, strict=True)], dtype=np.int64),
+            "k": np.asarray([s[0] if t else s[1] for s, t in zip(a, trans_a, strict=True)], dtype=np.int64),
+            "q": np.asarray([s[0] if t else s[1] for s, t in zip(b, trans_b, strict=True)], dtype=np.int64),
+            "bias": np.asarray([int(len(n.inputs) > 2 and bool(n.inputs[2])) for n in nodes], dtype=np.int64)}
+
+
 @register(("Conv", "ConvTranspose"), ["N", "C", "H", "W", "O", "kh", "kw", "Ho", "Wo", "groups", "sh", "sw",
                                       "pad_h", "pad_w", "dil_h", "dil_w"])
 def _conv(node: Node, graph: Graph) -> list[int]:
@@ -129,6 +194,10 @@ def _conv(node: Node, graph: Graph) -> list[int]:
     x = _shape(graph, node.inputs[0], node)
     w = _shape(graph, node.inputs[1], node)
     y = _shape(graph, node.outputs[0], node)
+    return _conv_row(x, w, y, node.attrs)
+
+
+def _conv_row(x: tuple[int, ...], w: tuple[int, ...], y: tuple[int, ...], attrs: Mapping[str, Any]) -> list[int]:
     spatial_in = list(x[2:]) + [1] * (2 - len(x[2:]))
     spatial_out = list(y[2:]) + [1] * (2 - len(y[2:]))
     kernel = list(w[2:]) + [1] * (2 - len(w[2:]))
@@ -136,14 +205,28 @@ def _conv(node: Node, graph: Graph) -> list[int]:
     h, wd = spatial_in[0], math.prod(spatial_in[1:])
     ho, wo = spatial_out[0], math.prod(spatial_out[1:])
     kh, kw = kernel[0], math.prod(kernel[1:])
-    strides = [*list(node.attrs.get("strides", (1,) * len(x[2:]))), 1]
-    dil = [*list(node.attrs.get("dilations", (1,) * len(x[2:]))), 1]
-    pads = list(node.attrs.get("pads", (0,) * 2 * len(x[2:])))
+    strides = [*list(attrs.get("strides", (1,) * len(x[2:]))), 1]
+    dil = [*list(attrs.get("dilations", (1,) * len(x[2:]))), 1]
+    pads = list(attrs.get("pads", (0,) * 2 * len(x[2:])))
     half = len(pads) // 2
     pad_h = pads[0] + pads[half] if half >= 1 else 0
     pad_w = pads[1] + pads[half + 1] if half >= 2 else 0
-    return [x[0], x[1], h, wd, y[1], kh, kw, ho, wo, int(node.attrs.get("group", 1)), strides[0], strides[1],
+    return [x[0], x[1], h, wd, y[1], kh, kw, ho, wo, int(attrs.get("group", 1)), strides[0], strides[1],
             pad_h, pad_w, dil[0], dil[1]]
+
+
+@register_columns(("Conv", "ConvTranspose"))
+def _conv_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None:
+    found = _group_shapes(graph, idx, (0, 1, -1))
+    if found is None or any(len(s) < 2 for shapes in found for s in shapes):
+        return None
+    try:
+        rows = [_conv_row(x, w, y, graph.nodes[i].attrs)
+                for x, w, y, i in zip(*found, idx.tolist(), strict=True)]
+    except (IndexError, ValueError, TypeError):
+        return None  # the per-node form names the node
+    table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 16)
+    return dict(zip(REGISTRY["Conv"].names, table.T, strict=True))
 
 
 @register(("MaxPool", "AveragePool", "LpPool"), ["N", "C", "k", "kh", "kw", "Ho", "Wo", "H", "W", "sh", "sw"])

@@ -1,6 +1,8 @@
 """The pipeline, top to bottom: load -> shape inference -> IR -> cost rules -> aggregation.
 
-`profile()` is the Python API; the CLI is a thin layer over it.
+`profile()` is the Python API; the CLI is a thin layer over it. On a big model (`overlap_min_nodes`), shape
+inference runs in a forked child while this process reads the graph's structure, which needs no shapes;
+the IR then takes the shapes from the child (`build_graph(..., shapes=...)`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 import onnx
 
+from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
-from hawkeye_onnx.ir import Graph, build_graph, paused_gc
-from hawkeye_onnx.load import LoadedModel, load, ort_symbolic, require_static
+from hawkeye_onnx.errors import ParamError
+from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, value_shapes
+from hawkeye_onnx.load import LoadedModel, bind, infer, loaded, ort_symbolic, read_model, require_static
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import load_backends
 
@@ -59,20 +63,60 @@ def profile(
         gc.unfreeze()
 
 
+#: Models with at least this many nodes infer their shapes in a child process while the IR's structure is
+#: read (`hawkeye_onnx.background`); below it a fork costs more than it saves. The environment variable
+#: HAWKEYE_ONNX_OVERLAP_NODES sets it (a huge number turns it off: the two processes' memory adds up).
+OVERLAP_MIN_NODES = 20_000
+
+
+def overlap_min_nodes() -> int:
+    """From how many nodes the pipeline runs work in a second process (shape inference, JSON trees)."""
+    value = os.environ.get("HAWKEYE_ONNX_OVERLAP_NODES", "").strip()
+    if not value:
+        return OVERLAP_MIN_NODES
+    try:
+        return int(value)
+    except ValueError:
+        raise ParamError(f"HAWKEYE_ONNX_OVERLAP_NODES={value!r}: expected a node count, e.g. 20000") from None
+
+
 def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None,
                     batch: int | None, public_weights: bool,
                     progress: Callable[[str, int, int], None]) -> tuple[LoadedModel, Graph]:
     progress("reading the model and inferring shapes", 0, 3)
-    loaded = load(model, input_shapes, batch)
-    require_static(loaded)
-    progress("building the graph", 1, 3)
-    graph = build_graph(loaded.model, public_weights=public_weights)
-    if any(t.shape is None for t in graph.tensors.values()):
-        better = ort_symbolic(loaded.model)  # onnx left some shape unknown: try onnxruntime's inference
+    read = read_model(model)
+    inferred: onnx.ModelProto | None = None
+    if background.AVAILABLE and len(read.model.graph.node) >= overlap_min_nodes():
+        # The child binds its own copy (the same way) and infers; this process checks, binds and reads the
+        # structure meanwhile. Its errors are found here first, and the child is then killed.
+        with background.Pending(lambda: value_shapes(infer(bind(read, input_shapes, batch)).graph)) as pending:
+            bound = bind(read, input_shapes, batch)
+            loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
+            require_static(loaded_model)
+            progress("building the graph (shapes inferred alongside)", 1, 3)
+
+            def shapes() -> Shapes:
+                try:
+                    return pending.result()
+                except background.Lost:  # the child was killed (memory?): infer here after all
+                    return value_shapes(infer(bound).graph)
+
+            graph = build_graph(bound.model, public_weights=public_weights, shapes=shapes)
+    else:
+        bound = bind(read, input_shapes, batch)
+        inferred = infer(bound)
+        loaded_model = loaded(bound, inferred)
+        require_static(loaded_model)
+        progress("building the graph", 1, 3)
+        graph = build_graph(inferred, public_weights=public_weights)
+    if (graph.columns.rank < 0).any():
+        if inferred is None:  # rare: inferred in the child, which kept the model; infer again here
+            inferred = infer(bound)
+        better = ort_symbolic(inferred)  # onnx left some shape unknown: try onnxruntime's inference
         if better is not None:
             graph = build_graph(better, public_weights=public_weights)
-    graph.extra["shape_hint"] = loaded.shape_hint
-    return loaded, graph
+    graph.extra["shape_hint"] = loaded_model.shape_hint
+    return loaded_model, graph
 
 
 def _price_all(graph: Graph, loaded: LoadedModel, backends: Iterable[str] | None,

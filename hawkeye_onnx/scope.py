@@ -94,14 +94,33 @@ def merge_repeated_calls(scopes: Sequence[tuple[str, ...]]) -> list[tuple[str, .
     """Fold TorchScript's call suffix: a segment `X_<n>` becomes `X` where the graph also has `X` under
     the same parent (the same module called again), so the tree has one entry per module, as dynamo's
     metadata gives. A lone `relu_1` with no `relu` beside it is a module of that name and stays."""
-    prefixes = {scope[: i + 1] for scope in scopes for i in range(len(scope))}
+    base: dict[str, str | None] = {}  # segment -> the `X` of `X_<n>`, or None (segments repeat a lot)
+    for scope in scopes:
+        for seg in scope:
+            if seg not in base:
+                m = _CALL_SUFFIX.match(seg)
+                base[seg] = m.group(1) if m else None
+    suffixed = {seg for seg, b in base.items() if b is not None}
+    if not suffixed:
+        return list(scopes)
+    # `X_<n>` folds where its parent also has a child `X`: the children of the parents that matter, at the
+    # depths where a suffixed segment sits (not every prefix of every scope).
+    depths = {i for scope in scopes if not suffixed.isdisjoint(scope) for i, seg in enumerate(scope) if seg in suffixed}
+    children: dict[tuple[str, ...], set[str]] = {}
+    for scope in scopes:
+        for d in depths:
+            if len(scope) > d:
+                children.setdefault(scope[:d], set()).add(scope[d])
     out = []
     for scope in scopes:
+        if suffixed.isdisjoint(scope):
+            out.append(scope)
+            continue
         merged: list[str] = []
         for i, seg in enumerate(scope):
-            m = _CALL_SUFFIX.match(seg)
-            if m and (*scope[:i], m.group(1)) in prefixes:
-                seg = m.group(1)
+            b = base[seg]
+            if b is not None and b in children.get(scope[:i], ()):
+                seg = b
             merged.append(seg)
         out.append(tuple(merged))
     return out

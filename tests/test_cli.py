@@ -227,3 +227,16 @@ def test_absurd_dims_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "huge.onnx"
     onnx.save(case.model, path)
     assert_one_line_error(run("report", str(path), "--input-shape", "x=100000000x100000000"), 2, "absurd dims")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`hawkeye-onnx report ... -f json | head`: the closed pipe ends the command quietly (code 1, the code rich
+    gives a table in the same case). The JSON (90 KB) is bigger than a pipe's buffer: the writer must hit it."""
+    proc = subprocess.Popen([sys.executable, "-m", "hawkeye_onnx", "report", str(MODELS / "resnet_cifar.onnx"),
+                             "-f", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err == "", err

@@ -15,12 +15,12 @@ from onnx import helper
 
 from hawkeye_onnx.errors import HawkeyeError
 from hawkeye_onnx.ir import Columns, Graph, build_graph
-from hawkeye_onnx.load import infer_shapes, load
+from hawkeye_onnx.load import load
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed, expand_with_builder, static_shapes
 from hawkeye_onnx.training.graph import build, forward_ir
-from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode
+from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode, infer_shapes
 
 
 @pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block.onnx"])

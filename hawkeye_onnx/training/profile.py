@@ -27,7 +27,7 @@ import onnx
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
-from hawkeye_onnx.load import LoadedModel, infer_shapes, load, require_static
+from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
@@ -146,6 +146,12 @@ class _Expanded(NamedTuple):
     #: shape variables per (op key, node indices of its group), computed once for the backends of the style
     #: (`Graph.opvars_cache` is per graph instance, keyed by op key, and `_context` moves nodes between keys)
     envs: dict[tuple[str, bytes], dict]
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`load`'s shape inference (same flags, same one-line error) for a model built in memory: no digest, no
+    defensive copy, no input binding."""
+    return infer(BoundModel(model, None, None, None, "<model>"))
 
 
 def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | None],

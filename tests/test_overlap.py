@@ -1,0 +1,82 @@
+"""Big models infer their shapes in a forked child while the IR's structure is read (profile.py,
+background.py). The overlapped path must give the very same report, the same one-line errors (raised in
+the child or in the parent), and leave no child process behind. HAWKEYE_ONNX_OVERLAP_NODES=0 forces it
+on the small models here; the reference is the in-process path (the default below 20k nodes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hawkeye_onnx import background, profile
+from tests.corpus.build import CASES, GOOD_CASES, Case
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = sorted((ROOT / "models").glob("*.onnx"))
+
+pytestmark = pytest.mark.skipif(not background.AVAILABLE, reason="no os.fork here: the pipeline runs in-process")
+
+
+def _no_children() -> bool:
+    """No child process left running or unreaped (the fork's child is waited for, or killed on errors)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
+def test_overlapped_report_equals_in_process(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = profile(model, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    assert profile(model, batch=2).to_json() == reference
+    assert _no_children()
+
+
+@pytest.mark.parametrize("model", MODELS[:6], ids=lambda p: p.stem)
+def test_trees_written_in_a_child_give_the_same_json(model: Path) -> None:
+    result = profile(model, batch=2)
+    assert "".join(result.json_parts(parallel=True)) == result.to_json()
+    assert _no_children()
+
+
+def _run(path: Path, args: tuple[str, ...], overlap: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HAWKEYE_ONNX_OVERLAP_NODES": overlap}
+    return subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(path), *args, "-f", "json", "-q"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+@pytest.mark.parametrize("case", CASES + GOOD_CASES, ids=[c.name for c in CASES + GOOD_CASES])
+def test_overlapped_bad_inputs_get_the_same_answer(case: Case, tmp_path: Path) -> None:
+    path = case.make(tmp_path)
+    overlapped = _run(path, case.args, "0")
+    reference = _run(path, case.args, "1000000000")
+    assert (overlapped.returncode, overlapped.stderr, overlapped.stdout) == \
+        (reference.returncode, reference.stderr, reference.stdout)
+
+
+def test_a_bad_setting_is_a_one_line_error() -> None:
+    proc = _run(MODELS[0], ("--batch", "1"), "many")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "HAWKEYE_ONNX_OVERLAP_NODES" in proc.stderr
+
+
+def test_a_killed_worker_is_replaced_by_the_work_done_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel may kill the forked child (out of memory): the parent then infers the shapes itself."""
+    model = MODELS[0]
+    reference = profile(model, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    real = background.Pending.__init__
+
+    def killed(self: background.Pending, fn: object) -> None:
+        real(self, lambda: os.kill(os.getpid(), 9))
+
+    monkeypatch.setattr(background.Pending, "__init__", killed)
+    result = profile(model, batch=2)
+    assert result.to_json() == reference
+    assert "".join(result.json_parts(parallel=True)) == reference
+    assert _no_children()
