@@ -117,6 +117,8 @@ def expand_typed(model: onnx.ModelProto,
 def declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -> bool:
     """Write the value_info of every tensor `b` added to `train` (expanded from `model`), if it can: see
     `expand_typed`."""
+    if not b.protos:
+        return False  # expanded with `protos=False`: the model lacks the backward and update nodes
     g = train.graph
     declared = {vi.name for vi in (*g.input, *g.value_info, *g.output)}
     nf = len(g.node) - len(b.nodes)  # the forward nodes come first
