@@ -8,11 +8,13 @@ scope the caller gives (`/loss/...`, `/optimizer/<parameter>/...`).
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from hawkeye_onnx.ir import _attr_value, _small_value
 from hawkeye_onnx.training.functions import DOMAIN
 
 
@@ -27,12 +29,47 @@ def _attribute(key: str, value: object) -> onnx.AttributeProto:
     return helper.make_attribute(key, value)
 
 
-class Builder:
-    """Appends nodes to a list; tracks the static shapes it knows (forward tensors, emitted ones)."""
+def _key(value: object) -> object:
+    """A hashable key that tells apart values `helper.make_attribute` encodes differently (1, 1.0, True and
+    [1, 2] vs [1.0, 2.0] compare equal in Python); None for a value not worth caching."""
+    if type(value) in (int, float, str):
+        return (type(value), value)
+    if type(value) in (list, tuple) and all(type(x) in (int, float, str) for x in value):  # type: ignore[union-attr]
+        return tuple((type(x), x) for x in value)  # type: ignore[union-attr]
+    return None
 
-    def __init__(self, model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> None:
+
+def _const_key(value: object) -> object:
+    """The Python value of a constant as a key that two values share only when they give the same array
+    (floats by their hex text: -0.0 is not 0.0); None for other values (keyed by their array's bytes)."""
+    if type(value) is float:
+        return ("f", value.hex())
+    if type(value) is int:
+        return ("i", value)
+    if type(value) in (list, tuple):
+        if all(type(x) is int for x in value):  # type: ignore[union-attr]
+            return ("li", tuple(value))  # type: ignore[arg-type]
+        if all(type(x) is float for x in value):  # type: ignore[union-attr]
+            return ("lf", tuple(x.hex() for x in value))  # type: ignore[union-attr]
+    return None
+
+
+class Builder:
+    """Appends nodes to a graph; tracks the static shapes it knows (forward tensors, emitted ones).
+
+    Nodes are added in place to `graph.node` (the training model's own node list: no copy when the model is
+    assembled), and attributes and constant tensors are made once per distinct value (a training graph of
+    100k nodes has a few hundred distinct ones)."""
+
+    def __init__(self, model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]],
+                 graph: onnx.GraphProto | None = None) -> None:
         g = model.graph
+        self.graph = onnx.GraphProto() if graph is None else graph
         self.nodes: list[onnx.NodeProto] = []
+        #: False: record the nodes only, no protos (nor `producers`, which gradient rules read for the inputs of
+        #: forward and loss nodes only): for a caller that builds the IR from the records
+        self.protos = True
+        self.outputs: list[str] = []  # the emitted nodes' outputs, in order
         self.shapes = dict(shapes)
         self.used: set[str] = {n.name for n in g.node} | {o for n in g.node for o in n.output}
         self.used |= {i.name for i in g.input} | {i.name for i in g.initializer}
@@ -46,8 +83,19 @@ class Builder:
         self.initial_values: dict[str, np.ndarray] = {
             i.name: numpy_helper.to_array(i) for i in g.initializer
             if i.data_location != onnx.TensorProto.EXTERNAL and np.prod(i.dims) <= 64}
+        self.dtypes: dict[str, int] = {}  # element type of an emitted tensor that is not float (a constant's)
+        #: each emitted node as the IR reads it: (name, op, domain, inputs, outputs, decoded attributes, the value
+        #: of a small constant), so the profiler builds its IR without reading the protos back
+        self.records: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], dict[str, Any], Any]] = []
+        self._attrs: dict[tuple[str, object], tuple[onnx.AttributeProto, Any]] = {}
+        #: constant -> (its attribute, its value as the IR keeps it, its shape), by the bytes of its array and by
+        #: the Python value it was given (skips building the array again)
+        self._consts: dict[tuple, tuple[onnx.AttributeProto, Any, tuple[int, ...]]] = {}
 
     def _unique(self, name: str) -> str:
+        if name not in self.used:
+            self.used.add(name)
+            return name
         out, k = name, 1
         while out in self.used:
             out = f"{name}_{k}"
@@ -55,28 +103,54 @@ class Builder:
         self.used.add(out)
         return out
 
-    def emit(self, scope: str, op: str, inputs: list[str], n_out: int = 1, domain: str = "",
-             shape: tuple[int, ...] | None = None, **attrs: object) -> list[str]:
-        """Add `op` under `scope` (a backward scope `<fwd>_Grad` numbers its ops `<Op>_<k>`)."""
+    def _name(self, scope: str, op: str) -> str:
+        """`<scope>/<Op>`, or `<scope>/<Op>_<k>` in a backward scope `<fwd>_Grad`; unique in the graph."""
         if scope.endswith("_Grad"):
             k = self.counters[scope]
             self.counters[scope] += 1
-            name = self._unique(f"{scope}/{op}_{k}")
-        else:
-            name = self._unique(f"{scope}/{op}")
-        outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
-        node = onnx.NodeProto()  # what `helper.make_node` builds, without its per-call overhead
-        node.op_type = op
-        node.input.extend(inputs)
-        node.output.extend(outs)
-        node.name = name
+            return self._unique(f"{scope}/{op}_{k}")
+        return self._unique(f"{scope}/{op}")
+
+    def _attribute(self, key: str, value: object) -> tuple[onnx.AttributeProto, Any]:
+        """The attribute and its value as the IR decodes it."""
+        cache_key = _key(value)
+        found = self._attrs.get((key, cache_key)) if cache_key is not None else None
+        if found is None:
+            attr = _attribute(key, value)
+            found = (attr, _attr_value(attr))
+            if cache_key is not None:
+                self._attrs[(key, cache_key)] = found
+        return found
+
+    def _add(self, name: str, op: str, inputs: list[str], outs: list[str], domain: str,
+             attributes: list[tuple[onnx.AttributeProto, Any]], value: Any = None) -> onnx.NodeProto | None:
+        # the attributes as `ir.build_graph` decodes them
+        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes} if attributes else {}
+        self.records.append((name, op, domain, tuple(inputs), tuple(outs), decoded, value))
+        self.outputs += outs
+        if not self.protos:
+            return None
+        protos = [a for a, _ in attributes]
+        # one `add(...)` call fills the node in C (what `helper.make_node` builds, without its per-call cost)
         if domain:
-            node.domain = domain
-        if attrs:
-            node.attribute.extend(_attribute(k, v) for k, v in sorted(attrs.items()) if v is not None)
+            node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, domain=domain,
+                                       attribute=protos)
+        else:
+            node = self.graph.node.add(op_type=op, input=inputs, output=outs, name=name, attribute=protos)
         self.nodes.append(node)
         for o in outs:
             self.producers[o].append(node)
+        return node
+
+    def emit(self, scope: str, op: str, inputs: list[str], n_out: int = 1, domain: str = "",
+             shape: tuple[int, ...] | None = None, **attrs: object) -> list[str]:
+        """Add `op` under `scope` (a backward scope `<fwd>_Grad` numbers its ops `<Op>_<k>`)."""
+        name = self._name(scope, op)
+        outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
+        attributes = [self._attribute(k, v) for k, v in sorted(attrs.items()) if v is not None] if attrs else []
+        tensor = attrs.get("value") if op == "Constant" else None
+        self._add(name, op, inputs, outs, domain, attributes,
+                  _small_value(tensor) if isinstance(tensor, onnx.TensorProto) else None)
         if domain == DOMAIN:
             self.custom.add(op)
         if shape is not None:
@@ -88,8 +162,25 @@ class Builder:
 
     def const(self, scope: str, value: float | list[int] | list[float], dtype: type = np.float32) -> str:
         """A public constant (a Constant node: the IR treats its output as public)."""
-        arr = np.asarray(value, dtype=dtype)
-        return self.emit(scope, "Constant", [], 1, "", tuple(arr.shape), value=numpy_helper.from_array(arr))[0]
+        key = (dtype, _const_key(value))
+        found = self._consts.get(key) if key[1] is not None else None
+        if found is None:
+            arr = np.asarray(value, dtype=dtype)
+            exact = (arr.dtype.str, arr.shape, arr.tobytes())
+            found = self._consts.get(exact)
+            if found is None:
+                attr = _attribute("value", numpy_helper.from_array(arr))
+                found = self._consts[exact] = (attr, _small_value(attr.t), tuple(arr.shape))
+            if key[1] is not None:
+                self._consts[key] = found
+        attr, small, shape = found
+        name = self._name(scope, "Constant")
+        out = self._unique(f"{name}_output_0")
+        self._add(name, "Constant", [], [out], "", [(attr, attr.t)], small)
+        self.shapes[out] = shape
+        if attr.t.data_type != onnx.TensorProto.FLOAT:
+            self.dtypes[out] = attr.t.data_type
+        return out
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.shapes[name]

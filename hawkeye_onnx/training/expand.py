@@ -63,7 +63,8 @@ def _ce_grad(c: GradCtx, dys: list[str | None]) -> list[str | None]:
     return [c.custom("SoftmaxCrossEntropyGrad", [dys[0], probs, label], c.shape(c.node.input[0])), None]
 
 
-def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the (shape-inferred) model with a full static shape."""
     g = model.graph
     out: dict[str, tuple[int, ...]] = {}
     for vi in [*g.input, *g.value_info, *g.output]:
@@ -99,6 +100,56 @@ def _key(node: onnx.NodeProto) -> str:
 
 def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:
     """The training graph of a shape-inferred `model`, and the node index range of each phase."""
+    train, phases, _ = expand_with_builder(model, opts)
+    return train, phases
+
+
+def expand_typed(model: onnx.ModelProto,
+                 opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], bool]:
+    """`expand`, plus the value_info of every tensor the expander added when it knows all their static shapes
+    (it computes each one to emit the gradients): then the graph is as shape inference would leave it and the
+    IR can be built without running it (a second or more per 100k nodes). The flag says whether it did; if
+    not, the model is exactly `expand`'s. tests/test_training_fast.py checks both ways give the same IR."""
+    train, phases, b = expand_with_builder(model, opts)
+    return train, phases, declare_shapes(train, model, b)
+
+
+def declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -> bool:
+    """Write the value_info of every tensor `b` added to `train` (expanded from `model`), if it can: see
+    `expand_typed`."""
+    if not b.protos:
+        return False  # expanded with `protos=False`: the model lacks the backward and update nodes
+    g = train.graph
+    declared = {vi.name for vi in (*g.input, *g.value_info, *g.output)}
+    nf = len(g.node) - len(b.nodes)  # the forward nodes come first
+    todo = [o for n in g.node[:nf] for o in n.output if o and o not in declared]
+    todo += [o for o in b.outputs if o not in declared]
+    model_outputs = {vi.name: vi for vi in model.graph.output}
+    logits = model.graph.output[0]
+    if logits.type.tensor_type.elem_type != TensorProto.FLOAT or any(o not in b.shapes for o in todo):
+        return False  # a gradient's element type follows the model's (inference knows it), or a shape is unknown
+    types: dict[tuple[int, tuple[int, ...]], onnx.TypeProto] = {}
+    add = g.value_info.add
+    for o in todo:
+        vi = model_outputs.get(o)
+        if vi is not None:  # an output of the model, now an inner tensor
+            g.value_info.append(vi)
+            continue
+        key = (b.dtypes.get(o, TensorProto.FLOAT), b.shapes[o])
+        tp = types.get(key)
+        if tp is None:
+            tp = types[key] = helper.make_tensor_type_proto(*key)
+        add(name=o, type=tp)
+    return True
+
+
+def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool = True,
+                        shapes: dict[str, tuple[int, ...]] | None = None,
+                        ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
+    """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes).
+    `protos=False`: the model's graph keeps the forward and loss nodes only, the backward and update nodes
+    are in the builder's records alone (for `training.graph.build`, which reads nothing else). `shapes`:
+    `static_shapes(model)`, when the caller expands one model several times."""
     opts.check()
     style: Autodiff = STYLES[opts.style]
     g = model.graph
@@ -108,8 +159,16 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
                          "onnx.version_converter.convert_version(model, 17)")
     if not g.output:
         raise ModelError("the model has no output to train against")
-    shapes = _static_shapes(model)
-    b = Builder(model, shapes)
+    shapes = static_shapes(model) if shapes is None else shapes
+    forward = [_training_mode(n, opset) for n in g.node]
+    out = onnx.ModelProto()  # filled in place: the builder adds the loss, backward and update nodes after forward
+    out.graph.node.extend(forward)
+    b = Builder(model, shapes, out.graph)
+    for n, n_train in zip(g.node, forward, strict=True):
+        if n_train is not n:  # BatchNormalization in training mode: its running statistics are shaped like its inputs
+            for o, x in zip(n_train.output[1:], n_train.input[3:], strict=False):
+                if x in shapes:
+                    b.shapes[o] = shapes[x]
     inits = {i.name: i for i in g.initializer}
     params = [n for n, i in inits.items() if i.data_type in _FLOAT]
     data_inputs = [i.name for i in g.input if i.name not in inits]
@@ -131,7 +190,6 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
         if any(i < len(n.input) and n.input[i] in rg for i in diff):
             rg.update(o for o in n.output if o)
 
-    forward = [_training_mode(n, opset) for n in g.node]
     # Loss.
     label = "label"
     if opts.loss == "cross-entropy":
@@ -145,7 +203,8 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
     rg.update(o for n in b.nodes for o in n.output if n.op_type != "Constant")
     loss_nodes = list(b.nodes)
     seed = "loss_grad" if style.secret_seed else b.const("/loss", 1.0)
-    n_loss = len(b.nodes)
+    n_loss = len(b.records)
+    b.protos = protos  # the gradient rules read the protos of the forward and loss nodes only
 
     # Backward, in reverse order of the forward + loss nodes.
     grads: dict[str, list[str]] = {loss: [seed]}
@@ -186,7 +245,7 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
         for x, gx in zip(n.input, rule.fn(ctx, dys), strict=False):
             if gx is not None and x in rg:
                 grads.setdefault(x, []).append(gx)
-    n_back = len(b.nodes)
+    n_back = len(b.records)
 
     # Update.
     trained = [p for p in params if p in grads]
@@ -208,21 +267,25 @@ def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto,
             outputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, sp))
         outputs.append(helper.make_tensor_value_info(new_states[-1], TensorProto.FLOAT, sp))
 
-    graph = helper.make_graph(forward + b.nodes, (g.name or "model") + "_training",
-                              [*g.input, *new_inputs], outputs, list(g.initializer),
-                              value_info=list(g.value_info))
-    imports = [o for o in model.opset_import if o.domain != DOMAIN] + [helper.make_opsetid(DOMAIN, 1)]
+    # what `helper.make_graph` + `helper.make_model` build, without copying the nodes twice
+    graph = out.graph
+    graph.name = (g.name or "model") + "_training"
+    graph.input.extend([*g.input, *new_inputs])
+    graph.output.extend(outputs)
+    graph.initializer.extend(g.initializer)
+    graph.value_info.extend(g.value_info)
+    out.opset_import.extend([o for o in model.opset_import if o.domain != DOMAIN] + [helper.make_opsetid(DOMAIN, 1)])
     funcs = all_functions(opset)
-    out = helper.make_model(graph, opset_imports=imports, producer_name="hawkeye-onnx expand",
-                            functions=[funcs[f] for f in sorted(b.custom)])
+    out.functions.extend([funcs[f] for f in sorted(b.custom)])
+    out.producer_name = "hawkeye-onnx expand"
     out.ir_version = max(model.ir_version, 8)
     nf = len(forward)
     phases = {"forward": (0, nf), "loss": (nf, nf + n_loss), "backward": (nf + n_loss, nf + n_back),
-              "update": (nf + n_back, nf + len(b.nodes))}
+              "update": (nf + n_back, nf + len(b.records))}
     meta = {"loss": opts.loss, "optimizer": opts.optimizer, "lr": opts.lr, "style": opts.style,
             "phases": phases, "parameters": trained, "detached": detached}
     helper.set_model_props(out, {"hawkeye.training": json.dumps(meta)})
-    return out, phases
+    return out, phases, b
 
 
 def _optimizer(b: Builder, scope: str, p: str, g: str, sp: tuple[int, ...],
@@ -263,9 +326,10 @@ def check(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def missing_shapes(model: onnx.ModelProto) -> list[str]:
     """Tensors of the (shape-inferred) graph without a full static shape."""
-    known = _static_shapes(model)
+    known = static_shapes(model)
     names = {o for n in model.graph.node for o in n.output if o}
     return sorted(n for n in names if n not in known)
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "expand", "missing_shapes"]
+__all__ = ["LOSSES", "OPTIMIZERS", "PHASES", "TrainOptions", "check", "declare_shapes", "expand", "expand_typed",
+           "expand_with_builder", "missing_shapes", "static_shapes"]

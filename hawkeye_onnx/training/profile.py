@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -25,11 +27,19 @@ import onnx
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
-from hawkeye_onnx.load import load, require_static
+from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.training.expand import PHASES, TrainOptions, expand
+from hawkeye_onnx.training.expand import (
+    _FLOAT,
+    PHASES,
+    TrainOptions,
+    declare_shapes,
+    expand_with_builder,
+    static_shapes,
+)
+from hawkeye_onnx.training.graph import Forward, build, forward_ir
 
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
 BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
@@ -47,15 +57,45 @@ def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str
              only: Callable[[Node], bool] | None = None) -> Graph:
     """Nodes in `span` whose op has a `<context>::<op>` rule in `backend` get that domain (IR only)."""
     nodes = list(graph.nodes)
-    changed = False
+    changed = []
     for i in range(*span):
         n = nodes[i]
         key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
         if f"{context}::{key}" in backend.ops and (only is None or only(n)):
             domain = context if n.domain in ("", "ai.onnx") else f"{context}::{n.domain}"
             nodes[i] = dataclasses.replace(n, domain=domain)
-            changed = True
-    return dataclasses.replace(graph, nodes=tuple(nodes)) if changed else graph
+            changed.append(i)
+    if not changed:
+        return graph
+    out = dataclasses.replace(graph, nodes=tuple(nodes))
+    # only the op groups differ (a changed node's key is `<context>::<its key>`): keep the tensor columns
+    out.__dict__["columns"] = dataclasses.replace(graph.columns, groups=_regroup(graph.columns.groups, changed,
+                                                                                 len(nodes), context))
+    return out
+
+
+def _regroup(groups: Mapping[str, np.ndarray], changed: list[int], n: int, context: str) -> dict[str, np.ndarray]:
+    """`Columns.groups` after the nodes `changed` moved from op key K to `<context>::K`: the same indices per
+    key, keys in order of their first node (as `ir.Columns` orders them)."""
+    moved = np.zeros(n, dtype=bool)
+    moved[changed] = True
+    parts: dict[str, list[np.ndarray]] = {}
+    for key, idx in groups.items():
+        m = moved[idx]
+        if not m.any():
+            parts.setdefault(key, []).append(idx)
+            continue
+        if not m.all():
+            parts.setdefault(key, []).append(idx[~m])
+        parts.setdefault(f"{context}::{key}", []).append(idx[m])
+    merged = {k: v[0] if len(v) == 1 else np.sort(np.concatenate(v)) for k, v in parts.items()}
+    return dict(sorted(merged.items(), key=lambda kv: int(kv[1][0])))
+
+
+def _parameters(g: onnx.GraphProto) -> int:
+    """Weights in the model, counted as `ir.build_graph` counts them (float initializers of rank > 0), without
+    building the inference IR only for the report header."""
+    return sum(math.prod(i.dims) for i in g.initializer if i.data_type in _FLOAT and len(i.dims) > 0)
 
 
 def _training_mode(node: Node) -> bool:
@@ -96,6 +136,47 @@ def profile_train(
         gc.unfreeze()  # the training graphs' records were frozen out of the cyclic GC's sight while pricing
 
 
+class _Expanded(NamedTuple):
+    """One autodiff style's training graph, shared by the backends of that style."""
+
+    graph: Graph
+    phases: dict[str, tuple[int, int]]
+    meta: dict  # the expander's `hawkeye.training` metadata
+    modules: ModuleIndex  # scopes and names only: the same for every backend's `_context` variant
+    #: shape variables per (op key, node indices of its group), computed once for the backends of the style
+    #: (`Graph.opvars_cache` is per graph instance, keyed by op key, and `_context` moves nodes between keys)
+    envs: dict[tuple[str, bytes], dict]
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`load`'s shape inference (same flags, same one-line error) for a model built in memory: no digest, no
+    defensive copy, no input binding."""
+    return infer(BoundModel(model, None, None, None, "<model>"))
+
+
+def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | None],
+            shapes: dict[str, tuple[int, ...]]) -> _Expanded:
+    """Expand, and build the IR: from the builder's records on the shared forward IR (`forward`: built on first
+    use, after the expander's own checks) where it can, else from the training model (its shapes declared by
+    the expander, or inferred)."""
+    # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
+    # frozen before the GC is back
+    with paused_gc():
+        train, phases, b = expand_with_builder(loaded.model, opts, protos=False, shapes=shapes)
+        if not forward:
+            forward.append(forward_ir(loaded.model, shapes))
+        graph = build(forward[0], train, b) if forward[0] is not None else None
+        if graph is None:  # the records are not enough: the whole training model, as `expand` makes it
+            train, phases, b = expand_with_builder(loaded.model, opts, shapes=shapes)
+            graph = build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train))
+        meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
+        del train
+        gc.freeze()
+    graph.extra["shape_hint"] = loaded.shape_hint
+    graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
+    return _Expanded(graph, phases, meta, ModuleIndex(graph), {})
+
+
 def _profile_train(
     model: str | os.PathLike | onnx.ModelProto,
     options: TrainOptions | Sequence[TrainOptions] | None,
@@ -116,27 +197,26 @@ def _profile_train(
                              {b: dict(p) for b, p in (params or {}).items()})
     results = []
     # backends of one autodiff style price the same training graph: expand, infer and build it once per style
-    expanded: dict[TrainOptions, tuple[onnx.ModelProto, dict, Graph]] = {}
+    expanded: dict[TrainOptions, _Expanded] = {}
+    forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
+    shapes = static_shapes(loaded.model)
     for opts in runs:
         reports = {}
         for b in selected:
             style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
             if style_opts not in expanded:
-                train, phases = expand(loaded.model, style_opts)
-                with paused_gc():  # see `hawkeye_onnx.profile.profile`: the records are frozen before the GC is back
-                    graph = build_graph(load(train).model)
-                    gc.freeze()
-                graph.extra["shape_hint"] = loaded.shape_hint
-                graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
-                expanded[style_opts] = (train, phases, graph)
-            train, phases, graph = expanded[style_opts]
+                expanded[style_opts] = _expand(loaded, style_opts, forward, shapes)
+            graph, phases, meta, modules, envs = expanded[style_opts]
             priced_graph = _context(graph, b, phases["backward"], BACKWARD)
             # a forward op that runs differently while training (BatchNormalization on batch statistics)
             priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
+            groups = priced_graph.columns.groups
+            known = {k: envs[(k, idx.tobytes())] for k, idx in groups.items() if (k, idx.tobytes()) in envs}
+            priced_graph.opvars_cache.update(known)
             cost = price(priced_graph, b)
-            rep = build_report(priced_graph, cost, ModuleIndex(priced_graph), depth)
+            envs.update(((k, groups[k].tobytes()), env) for k, env in priced_graph.opvars_cache.items())
+            rep = build_report(priced_graph, cost, modules, depth)
             rep = _replace(rep, phases=_phase_totals(cost.node_cost, phases))
-            meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
             for op in sorted({op for op, _ in meta["detached"]}):
                 cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
                                     tuple(name for o, name in meta["detached"] if o == op))
@@ -147,11 +227,11 @@ def _profile_train(
             reports[b.name] = rep
         results.append((opts, reports))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
-    base = build_graph(loaded.model)
+    g = loaded.model.graph
     info = ModelInfo(name=name, path=loaded.path, sha256=loaded.sha256,
                      producer=" ".join(x for x in (loaded.model.producer_name, loaded.model.producer_version) if x),
-                     opset=base.opset, inputs=dict(loaded.input_shapes), nodes=len(base.nodes),
-                     parameters=base.parameters)
+                     opset=next((o.version for o in loaded.model.opset_import if o.domain in ("", "ai.onnx")), 0),
+                     inputs=dict(loaded.input_shapes), nodes=len(g.node), parameters=_parameters(g))
     first_opts, first = results[0]
     training = {
         "loss": first_opts.loss, "optimizer": first_opts.optimizer, "lr": first_opts.lr,

@@ -1,0 +1,137 @@
+"""The training profiler's shortcuts give what the plain pipeline gives (issue 8: train mode on big graphs).
+
+Each shortcut is checked against the slow path it replaces, computed in the test by the core pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from conftest import MODELS
+from onnx import helper
+
+from hawkeye_onnx.errors import HawkeyeError
+from hawkeye_onnx.ir import Columns, Graph, build_graph
+from hawkeye_onnx.load import load
+from hawkeye_onnx.rules import load_backends
+from hawkeye_onnx.training.builder import Builder
+from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed, expand_with_builder, static_shapes
+from hawkeye_onnx.training.graph import build, forward_ir
+from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode, infer_shapes
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block.onnx"])
+def test_context_groups_equal_a_rebuild(name: str) -> None:
+    """`_context` regroups only the moved nodes; `ir` recomputing the columns from the nodes must agree."""
+    loaded = load(MODELS / name, batch=2)
+    moved = 0
+    for style in ("onnx", "crypten"):
+        train, phases = expand(loaded.model, TrainOptions(style=style))
+        graph = build_graph(infer_shapes(train))
+        for backend in load_backends(None, {}):
+            ctx = _context(graph, backend, phases["backward"], BACKWARD)
+            ctx = _context(ctx, backend, phases["forward"], TRAIN, _training_mode)
+            fresh = dataclasses.replace(ctx)  # a new instance: `columns` computed from its nodes
+            assert "columns" not in fresh.__dict__
+            ours, want = ctx.columns.groups, fresh.columns.groups
+            assert list(ours) == list(want)  # pricing walks the groups in this order
+            for key in want:
+                assert np.array_equal(ours[key], want[key]), key
+            moved += sum(k.startswith((f"{BACKWARD}::", f"{TRAIN}::")) for k in ours)
+    assert moved > 0  # some backend has a backward:: or train:: rule for these graphs
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "mlp.onnx", "transformer_block_dynamo.onnx"])
+def test_header_parameters_as_the_ir_counts_them(name: str) -> None:
+    model = load(MODELS / name, batch=2).model
+    assert _parameters(model.graph) == build_graph(model).parameters > 0
+
+
+def test_builder_attribute_cache_keeps_types() -> None:
+    """Equal Python values of different types (1, 1.0, True) are different ONNX attributes."""
+    model = load(MODELS / "mlp.onnx", batch=2).model
+    b = Builder(model, {})
+    values = [1, 1.0, True, [1, 2], [1.0, 2.0], (1, 2.0), "a", 1, [1, 2]]
+    for v in values:
+        b.op("/t", "Foo", [], None, k=v)
+    got = [n.attribute[0] for n in b.nodes]
+    assert got == [helper.make_attribute("k", v) for v in values]
+    assert [a.type for a in got[:3]] == [onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT, onnx.AttributeProto.INT]
+    assert list(b.graph.node) == b.nodes  # the nodes live in the builder's graph
+
+
+def test_builder_constants_keep_their_values() -> None:
+    """Constants share one attribute per distinct value; -0.0 and 0.0, 2 and 2.0 (int64 / float) stay apart."""
+    model = load(MODELS / "mlp.onnx", batch=2).model
+    b = Builder(model, {})
+    cases = [(0.0, np.float32), (-0.0, np.float32), (2, np.int64), (2.0, np.float32), ([1, 2], np.int64),
+             (0.0, np.float32), ([3], np.int64)]
+    outs = [b.const("/t", v, d) for v, d in cases]
+    for node, out, (v, d) in zip(b.nodes, outs, cases, strict=True):
+        arr = onnx.numpy_helper.to_array(node.attribute[0].t)
+        want = np.asarray(v, dtype=d)
+        assert arr.dtype == want.dtype and arr.shape == want.shape and arr.tobytes() == want.tobytes()
+        assert b.shape(out) == want.shape
+
+
+def _same_ir(a: Graph, b: Graph) -> None:
+    assert a.nodes == b.nodes and a.inputs == b.inputs and a.outputs == b.outputs
+    assert (a.initializers, a.opset, a.parameters) == (b.initializers, b.opset, b.parameters)
+    assert list(a.tensors) == list(b.tensors)
+    for name, t in a.tensors.items():
+        u = b.tensors[name]
+        assert (t.shape, t.dtype, t.secret) == (u.shape, u.dtype, u.secret), name
+        assert (t.value is None) == (u.value is None) and (t.value is None or np.array_equal(t.value, u.value)), name
+    for f in dataclasses.fields(Columns):
+        x, y = getattr(a.columns, f.name), getattr(b.columns, f.name)
+        if f.name == "groups":
+            assert list(x) == list(y) and all(np.array_equal(x[k], y[k]) for k in x)
+        else:
+            assert np.array_equal(x, y), f.name
+
+
+_TYPED = [(m.name, s) for m in sorted(MODELS.glob("*.onnx")) for s in ("onnx", "jax", "crypten")]
+
+
+@pytest.mark.parametrize(("name", "style"), _TYPED, ids=[f"{m}-{s}" for m, s in _TYPED])
+def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None:
+    """The expander's own shapes, declared as value_info, give the IR that onnx shape inference gives; so does
+    the IR built from the builder's records on the shared forward IR."""
+    try:
+        loaded = load(MODELS / name, batch=2)
+        opts = TrainOptions(style=style, optimizer="adam", loss="mse" if "logreg" in name else "cross-entropy")
+        train, _, typed = expand_typed(loaded.model, opts)
+    except HawkeyeError:
+        pytest.skip("not trainable (checked in test_training.py)")
+    plain, _ = expand(loaded.model, opts)
+    want = build_graph(infer_shapes(plain))
+    assert typed  # every model here: the expander knows every shape
+    _same_ir(build_graph(train), want)
+    forward = forward_ir(loaded.model, static_shapes(loaded.model))
+    assert forward is not None
+    train, _, b = expand_with_builder(loaded.model, opts, protos=False)  # as the profiler runs it
+    graph = build(forward, train, b)
+    assert graph is not None
+    _same_ir(graph, want)
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block_dynamo.onnx"])
+def test_every_ir_path_gives_the_same_report(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records on the shared forward IR, declared shapes, onnx shape inference: one JSON report."""
+    from hawkeye_onnx.training import profile as tp
+
+    def run() -> str:
+        opts = [TrainOptions(optimizer="sgd"), TrainOptions(optimizer="adam")]
+        return tp.profile_train(MODELS / name, opts, batch=2).to_json()
+
+    fast = run()
+    monkeypatch.setattr(tp, "build", lambda *a: None)
+    declined = run()
+    monkeypatch.setattr(tp, "forward_ir", lambda *a: None)
+    declared = run()
+    monkeypatch.setattr(tp, "declare_shapes", lambda *a: False)
+    inferred = run()
+    assert fast == declined == declared == inferred
