@@ -48,7 +48,8 @@ def test_group_form_equals_node_form(model: Path) -> None:
         assert _check(build_graph(load(train).model)) > 0
 
 
-@pytest.mark.parametrize(("a", "b"), [((5,), (5, 3)), ((4, 5), (5,)), ((2, 3, 4, 5), (5, 6)), ((7, 1, 4, 5), (3, 5, 2))])
+@pytest.mark.parametrize(("a", "b"), [((5,), (5, 3)), ((4, 5), (5,)), ((2, 3, 4, 5), (5, 6)),
+                                      ((7, 1, 4, 5), (3, 5, 2))])
 def test_matmul_odd_ranks(a: tuple[int, ...], b: tuple[int, ...]) -> None:
     nodes = [helper.make_node("MatMul", ["a", "b"], ["y"], name="/mm/MatMul")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, a),
