@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import Graph, paused_gc
+from hawkeye_onnx.ir import Graph, Structure, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
 
 _enc = json.encoder.encode_basestring  # a str as a JSON literal, non-ASCII kept (as json.dumps(ensure_ascii=False))
@@ -26,7 +26,7 @@ class ModuleIndex:
     """Module ids for every scope prefix in the graph, shared by all backends."""
 
     @paused_gc()
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph | Structure) -> None:
         ids: dict[tuple[str, ...], int] = {(): 0}
         self.paths: list[tuple[str, ...]] = [()]
         self.parent: list[int] = [-1]
@@ -52,6 +52,11 @@ class ModuleIndex:
         parent = np.asarray(self.parent, dtype=np.int64)
         self.levels = [(np.flatnonzero(depth == d), parent[depth == d]) for d in range(int(depth.max()), 0, -1)]
         self._graph = graph
+
+    def prepare_json(self) -> None:
+        """Make now what the JSON writer reads (while another process infers the shapes)."""
+        for cached in ("level", "head_json", "dfs", "node_name_json"):
+            getattr(self, cached)
 
     @cached_property
     def level(self) -> np.ndarray:

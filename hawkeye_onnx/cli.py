@@ -21,7 +21,7 @@ from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
 from hawkeye_onnx.html_report import render_html
 from hawkeye_onnx.load import parse_shape
 from hawkeye_onnx.network import networks
-from hawkeye_onnx.profile import overlap_min_nodes, profile
+from hawkeye_onnx.profile import profile
 from hawkeye_onnx.progress import StageProgress
 from hawkeye_onnx.render import render_markdown, render_table
 from hawkeye_onnx.rules import load_backends
@@ -169,10 +169,10 @@ def report(
                                  depth=depth if fmt == "json" else None, progress=bar)
             if fmt == "json" and output:  # under the bar too: a big tree takes seconds to write
                 bar("writing JSON", 1, 1)
-                _write_parts(result.json_parts(parallel=result.model.nodes >= overlap_min_nodes()), output)
+                _write_parts(result.json_parts(), output)
         text: str | None = None
         if fmt == "json" and not output:  # after the bar: its live display must not catch stdout
-            _write_parts(result.json_parts(parallel=result.model.nodes >= overlap_min_nodes()), None)
+            _write_parts(result.json_parts(), None)
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
             if result.training and len(result.training.get("runs", ())) > 1:  # --optimizer sgd,adam

@@ -267,8 +267,25 @@ def build_graph(model: onnx.ModelProto, public_weights: bool = False,
 
     `shapes`, if given, is called once the graph's structure is read, for the shapes (by default
     `value_shapes(model.graph)`): the pipeline can then infer them in another process meanwhile."""
+    structure = read_structure(model, public_weights)
     with paused_gc():
-        return _build_graph(model, public_weights, shapes or (lambda: value_shapes(model.graph)))
+        return structure.finish((shapes or (lambda: value_shapes(model.graph)))())
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A graph's IR without its shapes: nodes, scopes, secrecy. `finish(shapes)` gives the Graph. What
+    needs no shapes (the module tree's index) can be made from it while the shapes are being inferred."""
+
+    nodes: tuple[Node, ...]
+    scope_index: tuple[list[tuple[str, ...]], np.ndarray]
+    finish: Callable[[Shapes], Graph]
+
+
+def read_structure(model: onnx.ModelProto, public_weights: bool = False) -> Structure:
+    """The first half of `build_graph`: one Python loop over the protobuf nodes, no shape read."""
+    with paused_gc():
+        return _read_structure(model, public_weights)
 
 
 _DIM = attrgetter("dim_value")
@@ -332,7 +349,7 @@ class TensorTable(Mapping[str, Tensor]):
         return None in self._shape
 
 
-def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Callable[[], Shapes]) -> Graph:
+def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
     g = model.graph
     # Tensors as columns (id = position), see `TensorTable`. "" (an omitted optional input) maps to -1.
     ids: dict[str, int] = {"": -1}
@@ -469,21 +486,28 @@ def _build_graph(model: onnx.ModelProto, public_weights: bool, read_shapes: Call
     del ids[""]
     merged = merge_repeated_calls(raw_scopes)  # depends on the set of scopes only
     nodes = tuple(Node(*r, merged[k]) for r, k in zip(raw, node_scope, strict=True))
-    shapes = read_shapes()  # only now: all of the above can run while another process infers them
-    unknown = (None, 0)
-    for tid, name in shaped:
-        shape, t_dtype[tid] = shapes.get(name, unknown)
-        if shape is None and tid in t_value:  # a small Constant whose output inference left out
-            shape = tuple(t_value[tid].shape)
-        t_shape[tid] = shape
-    tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
-    graph = Graph(nodes, tensors, data_inputs, tuple(o.name for o in g.output), inits, opset, parameters)
-    graph.__dict__["scope_index"] = (merged, np.asarray(node_scope, dtype=np.int64))
-    n = len(nodes)
-    clamp, prod = _SIZE_CLAMP, math.prod
-    graph.__dict__["columns"] = Columns(
-        np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),
-        np.asarray([-1 if s is None else len(s) for s in t_shape], dtype=np.int64), np.asarray(t_secret, dtype=bool),
-        np.asarray(in_rows, dtype=np.int64).reshape(n, 3), np.asarray(out_ids, dtype=np.int64),
-        np.asarray(secret_in, dtype=bool), {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
-    return graph
+    scope_index = (merged, np.asarray(node_scope, dtype=np.int64))
+    outputs = tuple(o.name for o in g.output)
+
+    def finish(shapes: Shapes) -> Graph:
+        """The second half: each graph input's and node output's shape, then the Graph and its columns."""
+        unknown = (None, 0)
+        for tid, name in shaped:
+            shape, t_dtype[tid] = shapes.get(name, unknown)
+            if shape is None and tid in t_value:  # a small Constant whose output inference left out
+                shape = tuple(t_value[tid].shape)
+            t_shape[tid] = shape
+        tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
+        graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, parameters)
+        graph.__dict__["scope_index"] = scope_index
+        n = len(nodes)
+        clamp, prod = _SIZE_CLAMP, math.prod
+        graph.__dict__["columns"] = Columns(
+            np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),
+            np.asarray([-1 if s is None else len(s) for s in t_shape], dtype=np.int64),
+            np.asarray(t_secret, dtype=bool), np.asarray(in_rows, dtype=np.int64).reshape(n, 3),
+            np.asarray(out_ids, dtype=np.int64), np.asarray(secret_in, dtype=bool),
+            {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
+        return graph
+
+    return Structure(nodes, scope_index, finish)

@@ -18,10 +18,20 @@ from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import ParamError
-from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, value_shapes
-from hawkeye_onnx.load import LoadedModel, bind, infer, loaded, ort_symbolic, read_model, require_static
+from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, read_structure, value_shapes
+from hawkeye_onnx.load import (
+    BoundModel,
+    LoadedModel,
+    ReadModel,
+    bind,
+    infer,
+    loaded,
+    ort_symbolic,
+    read_model,
+    require_static,
+)
 from hawkeye_onnx.result import ModelInfo, Profile
-from hawkeye_onnx.rules import load_backends
+from hawkeye_onnx.rules import Backend, load_backends
 
 CONVENTIONS = {
     "bytes": "bytes put on the wire by all parties together (each framework's own counter convention)",
@@ -54,11 +64,13 @@ def profile(
     # The IR's millions of records are built with the cyclic collector off, then frozen out of its sight
     # before it is back on: else its passes rescan them all again and again (about 1.5 s at 200k nodes).
     # They are still freed by reference counting; `gc.unfreeze` hands them back at the end.
+    selected = load_backends(list(backends) if backends is not None else None,
+                             {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})
     with paused_gc():
-        loaded, graph = _load_and_build(model, input_shapes, batch, public_weights, progress)
+        loaded, graph, modules = _load_and_build(model, input_shapes, batch, public_weights, progress)
         gc.freeze()
     try:
-        return _price_all(graph, loaded, backends, params, depth, progress)
+        return _price_all(graph, loaded, selected, modules, depth, progress)
     finally:
         gc.unfreeze()
 
@@ -70,7 +82,7 @@ OVERLAP_MIN_NODES = 20_000
 
 
 def overlap_min_nodes() -> int:
-    """From how many nodes the pipeline runs work in a second process (shape inference, JSON trees)."""
+    """From how many nodes the pipeline infers shapes in a second process."""
     value = os.environ.get("HAWKEYE_ONNX_OVERLAP_NODES", "").strip()
     if not value:
         return OVERLAP_MIN_NODES
@@ -82,14 +94,16 @@ def overlap_min_nodes() -> int:
 
 def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None,
                     batch: int | None, public_weights: bool,
-                    progress: Callable[[str, int, int], None]) -> tuple[LoadedModel, Graph]:
+                    progress: Callable[[str, int, int], None]) -> tuple[LoadedModel, Graph, ModuleIndex]:
+    """The loaded model, its IR and the IR's module index (made while the child infers, when there is one)."""
     progress("reading the model and inferring shapes", 0, 3)
     read = read_model(model)
     inferred: onnx.ModelProto | None = None
+    modules: ModuleIndex | None = None
     if background.AVAILABLE and len(read.model.graph.node) >= overlap_min_nodes():
         # The child binds its own copy (the same way) and infers; this process checks, binds and reads the
         # structure meanwhile. Its errors are found here first, and the child is then killed.
-        with background.Pending(lambda: value_shapes(infer(bind(read, input_shapes, batch)).graph)) as pending:
+        with background.Pending(lambda: _inferred_shapes(read, input_shapes, batch)) as pending:
             bound = bind(read, input_shapes, batch)
             loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
             require_static(loaded_model)
@@ -101,7 +115,11 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
                 except background.Lost:  # the child was killed (memory?): infer here after all
                     return value_shapes(infer(bound).graph)
 
-            graph = build_graph(bound.model, public_weights=public_weights, shapes=shapes)
+            structure = read_structure(bound.model, public_weights=public_weights)
+            modules = ModuleIndex(structure)  # needs no shapes: made while the child still infers them,
+            modules.prepare_json()  # with what the JSON writer reads
+            with paused_gc():
+                graph = structure.finish(shapes())
     else:
         bound = bind(read, input_shapes, batch)
         inferred = infer(bound)
@@ -115,16 +133,25 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
         better = ort_symbolic(inferred)  # onnx left some shape unknown: try onnxruntime's inference
         if better is not None:
             graph = build_graph(better, public_weights=public_weights)
+            modules = None
     graph.extra["shape_hint"] = loaded_model.shape_hint
-    return loaded_model, graph
+    return loaded_model, graph, modules or ModuleIndex(graph)
 
 
-def _price_all(graph: Graph, loaded: LoadedModel, backends: Iterable[str] | None,
-               params: Mapping[str, Mapping[str, str | int | float]] | None, depth: int | None,
-               progress: Callable[[str, int, int], None]) -> Profile:
-    selected = load_backends(list(backends) if backends is not None else None,
-                             {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})
-    modules = ModuleIndex(graph)
+def _inferred_shapes(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
+                     batch: int | None) -> Shapes:
+    """The background child's work: bind its own copy of the model and infer. With nothing to bind, the
+    file's bytes go to inference as they are (the parent runs the checks `bind` makes, and stops us if one
+    fails)."""
+    if not input_shapes and batch is None and read.data is not None:
+        bound = BoundModel(read.model, read.path, read.sha256, read.data, read.path or "<model>")
+    else:
+        bound = bind(read, input_shapes, batch)
+    return value_shapes(infer(bound).graph)
+
+
+def _price_all(graph: Graph, loaded: LoadedModel, selected: list[Backend], modules: ModuleIndex,
+               depth: int | None, progress: Callable[[str, int, int], None]) -> Profile:
     reports = {}
     for i, b in enumerate(selected):
         progress(f"pricing {b.name}", 2 + i, 2 + len(selected))

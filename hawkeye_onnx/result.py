@@ -8,14 +8,11 @@ of them, and a tuple is several times cheaper to create.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
-
-from hawkeye_onnx import background
 
 SCHEMA = "hawkeye-onnx/1"
 
@@ -200,31 +197,21 @@ class Profile:
             return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
         return "".join(self.json_parts())
 
-    def json_parts(self, parallel: bool = False) -> Iterator[str]:
+    def json_parts(self) -> Iterator[str]:
         """`to_json()` in pieces, one backend's tree at a time: a writer streams them to a file instead of
         holding the whole text (hundreds of MB for a 200k-node model) and its encoded bytes at once.
-        `parallel`: a forked child writes the later half of the trees while this process writes the first
-        (`hawkeye_onnx.background`; worth it on big models only)."""
+        (Writing some trees in a forked child was tried: on a big model the pages copied on write after the
+        fork, in both processes, cost more than the child saved.)"""
         marks = {k: f"\x00tree{i}\x00" for i, k in enumerate(self.backends)}
         text = json.dumps(self.to_dict(marks), ensure_ascii=False)
         encoded = {k: json.dumps(m) for k, m in marks.items()}
         if any(text.count(e) != 1 for e in encoded.values()):  # a name in the model spells a mark: no splicing
             yield json.dumps(self.to_dict(), ensure_ascii=False) + "\n"
             return
-        keys = list(self.backends)
-        later = keys[(len(keys) + 1) // 2:] if parallel and background.AVAILABLE and len(keys) > 1 else []
-        with background.Pending(lambda: [self.backends[k].tree_json() for k in later]) if later else \
-                contextlib.nullcontext() as pending:
-            done: dict[str, str] = {}
-            for k, e in encoded.items():
-                before, _, text = text.partition(e)
-                yield before
-                if k in later and not done:
-                    try:
-                        done = dict(zip(later, pending.result(), strict=True))
-                    except background.Lost:  # the child was killed (memory?): write them here
-                        later = []
-                yield done.pop(k) if k in done else self.backends[k].tree_json()
+        for k, e in encoded.items():
+            before, _, text = text.partition(e)
+            yield before
+            yield self.backends[k].tree_json()
         yield text + "\n"
 
     @property
