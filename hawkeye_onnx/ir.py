@@ -231,9 +231,11 @@ def _small_value(t: TensorProto) -> np.ndarray | None:
         return None
 
 
-def _scope(nd: onnx.NodeProto, name: str, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+def raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """`scope_of(nd)`, memoised by name prefix for slash-scoped names without metadata (the segments of
-    `/a/b/Conv` depend on `/a/b/` only, which scope_of reads with `_from_slash_name`)."""
+    `/a/b/Conv` depend on `/a/b/` only, which scope_of reads with `_from_slash_name`); before
+    `merge_repeated_calls`, which needs the whole graph's scopes."""
+    name = nd.name
     if "/" not in name or len(nd.metadata_props):
         return scope_of(nd)
     prefix = name[: name.rindex("/") + 1]

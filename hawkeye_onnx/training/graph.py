@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, Tensor, build_graph
-from hawkeye_onnx.scope import _from_slash_name, merge_repeated_calls, scope_of
+from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, Tensor, build_graph, raw_scope
+from hawkeye_onnx.scope import _from_slash_name, merge_repeated_calls
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
 
@@ -33,18 +33,6 @@ class Forward:
     graph: Graph
     raw_scopes: list[tuple[str, ...]]  # per node, before `merge_repeated_calls` (which sees the whole graph)
     head: int  # tensors that are initializers or data inputs: they come before the new inputs (label, ...)
-
-
-def _raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """`scope_of(nd)`, memoised by name prefix as `ir.build_graph` does."""
-    name = nd.name
-    if "/" not in name or len(nd.metadata_props):
-        return scope_of(nd)
-    prefix = name[: name.rindex("/") + 1]
-    found = cache.get(prefix)
-    if found is None:
-        found = cache[prefix] = _from_slash_name(prefix + "x")
-    return found
 
 
 def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Forward | None:
@@ -67,7 +55,7 @@ def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Fo
                 fwd.graph.value_info.append(onnx.helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[x]))
     graph = build_graph(fwd)
     cache: dict[str, tuple[str, ...]] = {}
-    raw = [_raw_scope(nd, cache) for nd in fwd.graph.node]
+    raw = [raw_scope(nd, cache) for nd in fwd.graph.node]
     head = len(dict.fromkeys([*graph.initializers, *graph.inputs]))
     return Forward(graph, raw, head)
 
