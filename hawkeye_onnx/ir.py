@@ -87,6 +87,12 @@ class Graph:
         return self.tensors.get(name) if name else None
 
     @cached_property
+    def is_initializer(self) -> np.ndarray:
+        """Per tensor id in `columns`: whether it is an initializer."""
+        inits = self.initializers
+        return np.fromiter((name in inits for name in self.tensors), dtype=bool, count=len(self.tensors))
+
+    @cached_property
     def shape_list(self) -> list[tuple[int, ...] | None]:
         """Every tensor's shape by its id in `columns` (the order of `tensors`)."""
         tensors = self.tensors

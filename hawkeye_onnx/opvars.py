@@ -58,9 +58,10 @@ def register_columns(op_types: str | Sequence[str]):
     return deco
 
 
-def _group_shapes(graph: Graph, idx: np.ndarray, slots: Sequence[int]) -> list[list[tuple[int, ...]]] | None:
+def _group_shapes(graph: Graph, idx: np.ndarray, slots: Sequence[int],
+                  scalars: bool = False) -> list[list[tuple[int, ...]]] | None:
     """The shapes of input slots `slots` (-1: the first output) of the nodes `idx`, or None when one is
-    absent, unknown, rank 0 or absurd (the per-node path then names the culprit)."""
+    absent, unknown, rank 0 (unless `scalars`) or absurd (the per-node path then names the culprit)."""
     col = graph.columns
     table = graph.shape_list
     out = []
@@ -69,7 +70,7 @@ def _group_shapes(graph: Graph, idx: np.ndarray, slots: Sequence[int]) -> list[l
         if len(ids) and (int(ids.min()) < 0 or int(col.size[ids].max()) > MAX_ELEMENTS):
             return None
         shapes = [table[i] for i in ids.tolist()]
-        if None in shapes or () in shapes:
+        if None in shapes or (not scalars and () in shapes):
             return None
         out.append(shapes)
     return out
@@ -346,10 +347,13 @@ def _mul(node: Node, graph: Graph) -> list[int]:
     (a [C, 1, 1] or [1, C, 1, 1] scale), as a BatchNorm's scale does."""
     a, b = node.inputs[0], node.inputs[1]
     wa, wb = _is_weight(graph, a), _is_weight(graph, b)
-    wmul = int(wa != wb)
     act, w = (b, a) if wa and not wb else (a, b)
-    x = _shape(graph, act, node)
-    ws = _shape(graph, w, node)
+    return _mul_row(wa, wb, _shape(graph, act, node), _shape(graph, w, node))
+
+
+def _mul_row(wa: bool, wb: bool, x: tuple[int, ...], ws: tuple[int, ...]) -> list[int]:
+    """`_mul` from whether each operand is a weight and the shapes of the activation `x` and the other `ws`."""
+    wmul = int(wa != wb)
     n, c, spatial = (x[0], x[1], _size(x[2:])) if len(x) >= 2 else (1, _size(x), 1)
     # right-align the weight's dims with the activation's: only the one at dim 1 may differ from 1
     lead = len(x) - len(ws)
@@ -357,3 +361,17 @@ def _mul(node: Node, graph: Graph) -> list[int]:
     at_c = [i + lead for i, d in enumerate(ws) if d != 1]
     per_channel = int(wmul and len(x) >= 2 and (not dims or (at_c == [1] and dims == [c])))
     return [wmul, n, c, spatial, per_channel]
+
+
+@register_columns("Mul")
+def _mul_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None:
+    found = _group_shapes(graph, idx, (0, 1), scalars=True)
+    if found is None:
+        return None
+    col = graph.columns
+    weight = graph.is_initializer & (col.rank > 0)  # `_is_weight` by tensor id
+    wa, wb = weight[col.node_in[idx, 0]].tolist(), weight[col.node_in[idx, 1]].tolist()
+    rows = [_mul_row(p, q, y, x) if p and not q else _mul_row(p, q, x, y)
+            for p, q, x, y in zip(wa, wb, *found, strict=True)]
+    table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 5)
+    return dict(zip(REGISTRY["Mul"].names, table.T, strict=True))

@@ -36,7 +36,7 @@ def _check(graph) -> int:
 
 
 def test_some_op_has_a_group_form() -> None:
-    assert {"MatMul", "Gemm", "Conv", "ConvTranspose"} <= set(GROUPED)
+    assert {"MatMul", "Gemm", "Conv", "ConvTranspose", "Mul"} <= set(GROUPED)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
