@@ -240,3 +240,31 @@ def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert err == "", err
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_the_work(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "such" / "report.json"
+    proc = run("report", str(MODELS / "lenet5.onnx"), "--batch", "1", "-f", "json", "-o", str(out))
+    assert_one_line_error(proc, 2, "--output", str(out.parent), "does not exist")
+    assert not out.parent.exists()
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    assert_one_line_error(run("report", str(MODELS / "lenet5.onnx"), "--batch", "1", "-o", str(tmp_path)),
+                          2, "is a folder")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (a device that is always full)")
+@pytest.mark.parametrize("fmt", ["json", "md"])
+def test_a_full_disk_is_a_clear_error(fmt: str) -> None:
+    """ENOSPC while the JSON is written (by a second thread) or the Markdown: exit 2 naming the file, no traceback."""
+    proc = run("report", str(MODELS / "resnet_cifar.onnx"), "-f", fmt, "-o", "/dev/full", "-q")
+    assert_one_line_error(proc, 2, "/dev/full", "No space left on device")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_stdout_is_a_clear_error() -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(MODELS / "resnet_cifar.onnx"),
+                               "-f", "json", "-q"], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert_one_line_error(proc, 2, "<stdout>", "No space left on device")
