@@ -55,7 +55,7 @@ class ModuleIndex:
 
     def prepare_json(self) -> None:
         """Make now what the JSON writer reads (while another process infers the shapes)."""
-        for cached in ("level", "head_json", "dfs", "node_name_json"):
+        for cached in ("level", "head_json", "dfs", "node_name_json", "node_order", "after_comma"):
             getattr(self, cached)
 
     @cached_property
@@ -86,6 +86,16 @@ class ModuleIndex:
                 stack.extend((c, False) for c in reversed(self.children[m]))
             pos += 1
         return opens, closes
+
+    @cached_property
+    def after_comma(self) -> tuple[np.ndarray, np.ndarray]:
+        """`head_json` and `node_name_json` with `, ` before: a record that follows another in its list."""
+        return ", " + self.head_json, ", " + self.node_name_json
+
+    @cached_property
+    def node_order(self) -> np.ndarray:
+        """Node indices ordered by (module, index): the order of every module's nodes in the tree."""
+        return np.argsort(self.node_module, kind="stable")
 
     @cached_property
     def node_name_json(self) -> np.ndarray:
@@ -141,10 +151,11 @@ class TreeSource:
 
     def _costed(self) -> np.ndarray:
         """Nodes with at least one primitive call, ordered by (module, index): each module's slice of the tree."""
-        parts = [b[0].nodes for b in self._batches()]
-        costed = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-        order = np.lexsort((costed, self.modules.node_module[costed]))
-        return costed[order]
+        mask = np.zeros(len(self.graph.nodes), dtype=bool)
+        for b in self._batches():
+            mask[b[0].nodes] = True
+        order = self.modules.node_order
+        return order[mask[order]]
 
     def build(self) -> TreeNode:
         with paused_gc():
@@ -189,13 +200,12 @@ class TreeSource:
 
         return module_tree(0, 0)
 
-    def _node_json(self, full: bool, bare: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """JSON records of every costed node, with (`full`) and without (`bare`) their primitives: object
-        arrays by node index, None where not asked for."""
+    def _node_tails(self, full: bool, bare: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The JSON records of every costed node after its name (`ModuleIndex.node_name_json`), with (`full`)
+        and without (`bare`) their primitives: object arrays by node index, None where not asked for."""
         n = len(self.graph.nodes)
         out_full = np.empty(n, dtype=object) if full else None
         out_bare = np.empty(n, dtype=object) if bare else None
-        heads = self.modules.node_name_json
         for steps in self._batches():
             nodes = steps[0].nodes
             op = _enc(self.graph.nodes[int(nodes[0])].op_type)
@@ -212,9 +222,9 @@ class TreeSource:
                     tails_full.append(tail + prims + "]}")
                 tails_bare.append(tail + "]}")
             if out_full is not None:
-                out_full[nodes] = heads[nodes] + _objects(tails_full)[inverse]
+                out_full[nodes] = _objects(tails_full)[inverse]
             if out_bare is not None:
-                out_bare[nodes] = heads[nodes] + _objects(tails_bare)[inverse]
+                out_bare[nodes] = _objects(tails_bare)[inverse]
         return out_full, out_bare
 
     def json(self) -> str:
@@ -223,9 +233,11 @@ class TreeSource:
             return self._json()
 
     def _json(self) -> str:
-        """Every record of the tree is one string part: module heads (with their totals and `"children": [`),
-        node records and module closes (`]}`). Their order is the depth-first walk (`ModuleIndex.dfs`), a
-        node's record just before its module's close; a part after anything but an open gets `, ` first."""
+        """Every record of the tree is one row of string parts: module heads (name; totals and `"children": [`),
+        node records (name; the rest) and module closes (`]}`; ``). Their order is the depth-first walk
+        (`ModuleIndex.dfs`), a node's record just before its module's close; a record after anything but an
+        open starts with `, ` (`ModuleIndex.after_comma`). The parts are joined once: no record is glued into
+        a new string before."""
         modules, depth = self.modules, self.depth
         limit = np.iinfo(np.int64).max if depth is None else depth
         level = modules.level
@@ -235,14 +247,13 @@ class TreeSource:
         opens, closes = modules.dfs
         rows, inverse = _distinct_rows(self.mod_cost[kept])
         totals = _objects([_totals_json(row) + ', "children": [' for row in rows])
-        head = modules.head_json[kept] + totals[inverse]
 
         costed = self._costed()
         where = modules.node_module[costed]
         shown = keep[where] & (level[where] < limit)
         costed, where = costed[shown], where[shown]
         with_prims = level[where] + 1 < limit
-        full, bare = self._node_json(bool(with_prims.any()), not with_prims.all())
+        full, bare = self._node_tails(bool(with_prims.any()), not with_prims.all())
         if not len(costed):
             records = np.zeros(0, dtype=object)
         elif bare is None:
@@ -253,15 +264,25 @@ class TreeSource:
             records = np.where(with_prims, full[costed], bare[costed])
 
         n_mod, n_node = len(kept), len(costed)
-        parts = np.concatenate([head, records, np.full(n_mod, "]}", dtype=object)])
         key = np.concatenate([2 * opens[kept], 2 * closes[where] - 1, 2 * closes[kept]])
         kind = np.concatenate([np.zeros(n_mod, np.int8), np.ones(n_node, np.int8), np.full(n_mod, 2, np.int8)])
         order = np.lexsort((np.concatenate([np.zeros(n_mod, np.int64), costed, np.zeros(n_mod, np.int64)]), key))
-        parts, kind = parts[order], kind[order]
-        comma = np.flatnonzero(kind[1:] != 2) + 1  # an open or a node record that follows something
-        comma = comma[kind[comma - 1] != 0]  # ... other than an open
-        parts[comma] = ", " + parts[comma]
-        return "".join(parts.tolist())
+        at = np.empty_like(order)  # each record's place in the text
+        at[order] = np.arange(len(order))
+        in_order = kind[order]
+        comma = np.zeros(len(order), dtype=bool)  # an open or a node record after anything but an open
+        comma[1:] = (in_order[1:] != 2) & (in_order[:-1] != 0)
+        comma = comma[at]
+        at_open, at_node, at_close = at[:n_mod], at[n_mod:n_mod + n_node], at[n_mod + n_node:]
+        heads, names = modules.after_comma
+        parts = np.empty((len(order), 2), dtype=object)
+        parts[at_open, 0] = np.where(comma[:n_mod], heads[kept], modules.head_json[kept])
+        parts[at_open, 1] = totals[inverse]
+        parts[at_node, 0] = np.where(comma[n_mod:n_mod + n_node], names[costed], modules.node_name_json[costed])
+        parts[at_node, 1] = records
+        parts[at_close, 0] = "]}"
+        parts[at_close, 1] = ""
+        return "".join(parts.ravel().tolist())
 
 
 @paused_gc()
