@@ -89,8 +89,11 @@ class Graph:
     @cached_property
     def is_initializer(self) -> np.ndarray:
         """Per tensor id in `columns`: whether it is an initializer."""
-        inits = self.initializers
-        return np.fromiter((name in inits for name in self.tensors), dtype=bool, count=len(self.tensors))
+        tensors = self.tensors
+        ids = tensors.ids if isinstance(tensors, TensorTable) else {name: i for i, name in enumerate(tensors)}
+        out = np.zeros(len(tensors), dtype=bool)
+        out[[ids[name] for name in self.initializers if name in ids]] = True
+        return out
 
     @cached_property
     def shape_list(self) -> list[tuple[int, ...] | None]:
@@ -340,6 +343,11 @@ class TensorTable(Mapping[str, Tensor]):
     def shape_list(self) -> list[tuple[int, ...] | None]:
         return self._shape
 
+    @property
+    def ids(self) -> Mapping[str, int]:
+        """Tensor name -> its id (its place in `Graph.columns`)."""
+        return self._ids
+
     def shape_of(self, name: str) -> tuple[int, ...] | None:
         i = self._ids.get(name)
         return None if i is None else self._shape[i]
@@ -496,6 +504,12 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
     nodes = tuple(Node(*r, merged[k]) for r, k in zip(raw, node_scope, strict=True))
     scope_index = (merged, np.asarray(node_scope, dtype=np.int64))
     outputs = tuple(o.name for o in g.output)
+    n = len(nodes)
+    # What needs no shapes is made now (while a child process may still be inferring them).
+    shapeless = (np.asarray(t_secret, dtype=bool), np.asarray(in_rows, dtype=np.int64).reshape(n, 3),
+                 np.asarray(out_ids, dtype=np.int64), np.asarray(secret_in, dtype=bool),
+                 {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
+    del in_rows, out_ids, secret_in, groups
 
     def finish(shapes: Shapes) -> Graph:
         """The second half: each graph input's and node output's shape, then the Graph and its columns."""
@@ -508,14 +522,10 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
         tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
         graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, parameters)
         graph.__dict__["scope_index"] = scope_index
-        n = len(nodes)
         clamp, prod = _SIZE_CLAMP, math.prod
         graph.__dict__["columns"] = Columns(
             np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),
-            np.asarray([-1 if s is None else len(s) for s in t_shape], dtype=np.int64),
-            np.asarray(t_secret, dtype=bool), np.asarray(in_rows, dtype=np.int64).reshape(n, 3),
-            np.asarray(out_ids, dtype=np.int64), np.asarray(secret_in, dtype=bool),
-            {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
+            np.asarray([-1 if s is None else len(s) for s in t_shape], dtype=np.int64), *shapeless)
         return graph
 
     return Structure(nodes, scope_index, finish)
