@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -56,9 +56,9 @@ class Tensor:
         return n
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One ONNX node with its module path (`scope`) for aggregation."""
+class Node(NamedTuple):
+    """One ONNX node (its module path is in `Graph.scope_index`). A named tuple: a big model has hundreds of
+    thousands, made in one loop over the protobuf nodes (`tuple.__new__`, no per-field setattr)."""
 
     index: int
     name: str
@@ -67,7 +67,11 @@ class Node:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: Mapping[str, Any]
-    scope: tuple[str, ...]
+
+
+#: Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the order nodes
+#: first use them; the module tree is built per scope, not per node.
+ScopeIndex = tuple[list[tuple[str, ...]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Graph:
     outputs: tuple[str, ...]
     initializers: frozenset[str]
     opset: int
+    scope_index: ScopeIndex
     parameters: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -117,13 +122,10 @@ class Graph:
         `dataclasses.replace` (other domains for some nodes) shares `extra` but not this."""
         return {}
 
-    @cached_property
-    def scope_index(self) -> tuple[list[tuple[str, ...]], np.ndarray]:
-        """Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the
-        order nodes first use them; the module tree is built per scope, not per node."""
-        ids: dict[tuple[str, ...], int] = {}
-        per_node = [ids.setdefault(n.scope, len(ids)) for n in self.nodes]
-        return list(ids), np.asarray(per_node, dtype=np.int64)
+    def scope(self, i: int) -> tuple[str, ...]:
+        """The module path of node `i` (empty: the model's root)."""
+        scopes, node_scope = self.scope_index
+        return scopes[int(node_scope[i])]
 
     @cached_property
     def columns(self) -> Columns:
@@ -289,7 +291,7 @@ class Structure:
     needs no shapes (the module tree's index) can be made from it while the shapes are being inferred."""
 
     nodes: tuple[Node, ...]
-    scope_index: tuple[list[tuple[str, ...]], np.ndarray]
+    scope_index: ScopeIndex
     finish: Callable[[Shapes], Graph]
 
 
@@ -425,7 +427,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
         shaped.append((ids[name], name))
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    raw: list[tuple] = []
+    raw: list[Node] = []
     # Scopes by number: a slash-scoped name's prefix (a str, its hash cached) -> k; the k-th raw scope.
     scope_ids: dict[str | tuple[str, ...], int] = {}
     raw_scopes: list[tuple[str, ...]] = []
@@ -438,6 +440,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
     join = "".join
     get_id = ids.__getitem__
     no_attrs: Mapping[str, Any] = MappingProxyType({})  # shared by every node without attributes: read-only
+    new_node = tuple.__new__  # `Node(...)` without its Python-level __new__
     for i, nd in enumerate(g.node):
         name, op_type, domain = nd.name, nd.op_type, nd.domain
         inputs, outputs = tuple(nd.input), tuple(nd.output)
@@ -475,7 +478,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
             shaped.append((ids[out], out))
         if "value" in attrs:
             attrs["value"] = "<tensor>"
-        raw.append((i, name, op_type, domain, inputs, outputs, attrs))
+        raw.append(new_node(Node, (i, name, op_type, domain, inputs, outputs, attrs)))
         if "/" in name and not len(nd.metadata_props):  # `_scope`'s memoised case, inlined
             prefix = name[: name.rindex("/") + 1]
             k = scope_ids.get(prefix)
@@ -500,7 +503,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
             groups.setdefault(op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}", []).append(i)
     del ids[""]
     merged = merge_repeated_calls(raw_scopes)  # depends on the set of scopes only
-    nodes = tuple(Node(*r, merged[k]) for r, k in zip(raw, node_scope, strict=True))
+    nodes = tuple(raw)
     scope_index = (merged, np.asarray(node_scope, dtype=np.int64))
     outputs = tuple(o.name for o in g.output)
     n = len(nodes)
@@ -519,8 +522,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
                 shape = tuple(t_value[tid].shape)
             t_shape[tid] = shape
         tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
-        graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, parameters)
-        graph.__dict__["scope_index"] = scope_index
+        graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, scope_index, parameters)
         clamp, prod = _SIZE_CLAMP, math.prod
         graph.__dict__["columns"] = Columns(
             np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),

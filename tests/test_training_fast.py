@@ -79,6 +79,7 @@ def test_builder_constants_keep_their_values() -> None:
 
 def _same_ir(a: Graph, b: Graph) -> None:
     assert a.nodes == b.nodes and a.inputs == b.inputs and a.outputs == b.outputs
+    assert [a.scope(i) for i in range(len(a.nodes))] == [b.scope(i) for i in range(len(b.nodes))]
     assert (a.initializers, a.opset, a.parameters) == (b.initializers, b.opset, b.parameters)
     assert list(a.tensors) == list(b.tensors)
     for name, t in a.tensors.items():

@@ -12,7 +12,6 @@ plain path.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -144,11 +143,11 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
         if reads_secret:
             groups.setdefault(op if domain in ("", "ai.onnx") else f"{domain}::{op}", []).append(i)
 
-    distinct = list(dict.fromkeys([*fwd.raw_scopes, *raw_scopes]))
-    merged = dict(zip(distinct, merge_repeated_calls(distinct), strict=True))
-    nodes = [n if n.scope == merged[sc] else dataclasses.replace(n, scope=merged[sc])
-             for n, sc in zip(base.nodes, fwd.raw_scopes, strict=True)]
-    nodes += [Node(*r, merged[sc]) for r, sc in zip(records, raw_scopes, strict=True)]
+    number: dict[tuple[str, ...], int] = {}
+    node_scope = [number.setdefault(sc, len(number)) for sc in (*fwd.raw_scopes, *raw_scopes)]
+    scope_index = (merge_repeated_calls(list(number)), np.asarray(node_scope, dtype=np.int64))
+    new_node = tuple.__new__
+    nodes = [*base.nodes, *(new_node(Node, r) for r in records)]
 
     def shifted(a: np.ndarray) -> np.ndarray:  # forward tensor ids after the new inputs
         return np.where(a >= head, a + m, a)
@@ -166,6 +165,6 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
         np.concatenate([col.secret_in, np.asarray(secret_in, bool)]),
         all_groups)
     graph = Graph(tuple(nodes), tensors, data_inputs, tuple(o.name for o in g.output), inits, base.opset,
-                  base.parameters)
+                  scope_index, base.parameters)
     graph.__dict__["columns"] = columns
     return graph

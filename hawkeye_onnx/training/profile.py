@@ -63,7 +63,7 @@ def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str
         key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
         if f"{context}::{key}" in backend.ops and (only is None or only(n)):
             domain = context if n.domain in ("", "ai.onnx") else f"{context}::{n.domain}"
-            nodes[i] = dataclasses.replace(n, domain=domain)
+            nodes[i] = n._replace(domain=domain)
             changed.append(i)
     if not changed:
         return graph
