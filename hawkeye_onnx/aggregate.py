@@ -14,78 +14,103 @@ from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
+import onnx
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import Graph, Structure, paused_gc
+from hawkeye_onnx.ir import Graph, Node, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
+from hawkeye_onnx.scope import ScopeIndex
 
 _enc = json.encoder.encode_basestring  # a str as a JSON literal, non-ASCII kept (as json.dumps(ensure_ascii=False))
 
 
 class ModuleIndex:
-    """Module ids for every scope prefix in the graph, shared by all backends."""
+    """Module ids for every scope prefix in the graph, shared by all backends.
+
+    Made from a graph's `scope.ScopeIndex` and its nodes (IR nodes, or the model's NodeProtos: only their
+    names and op types are read), so that a background process can make it from the model alone
+    (`profile.py`); it pickles with what the JSON writer reads, without the nodes."""
 
     @paused_gc()
-    def __init__(self, graph: Graph | Structure) -> None:
+    def __init__(self, scope_index: ScopeIndex, nodes: Sequence[Node] | Sequence[onnx.NodeProto]) -> None:
         ids: dict[tuple[str, ...], int] = {(): 0}
-        self.paths: list[tuple[str, ...]] = [()]
-        self.parent: list[int] = [-1]
-        scopes, node_scope = graph.scope_index
+        self.names: list[str] = ["model"]  # each module's name: the last segment of its path
+        parent, depth = [-1], [0]
+        scopes, node_scope = scope_index
         scope_module = []
         for scope in scopes:  # in the order nodes first use them: modules are numbered as nodes reach them
             mid = ids.get(scope)
             if mid is None:
-                for depth in range(1, len(scope) + 1):
-                    prefix = scope[:depth]
+                for d in range(1, len(scope) + 1):
+                    prefix = scope[:d]
                     if prefix not in ids:
-                        ids[prefix] = len(self.paths)
-                        self.paths.append(prefix)
-                        self.parent.append(ids[prefix[:-1]])
+                        ids[prefix] = len(self.names)
+                        self.names.append(prefix[-1])
+                        parent.append(ids[prefix[:-1]])
+                        depth.append(d)
                 mid = ids[scope]
             scope_module.append(mid)
-        self.node_module = np.asarray(scope_module, dtype=np.int64)[node_scope].reshape(len(graph.nodes))
-        self.children: list[list[int]] = [[] for _ in self.paths]
-        for m in range(1, len(self.paths)):
-            self.children[self.parent[m]].append(m)
+        self.node_module = np.asarray(scope_module, dtype=np.int64)[node_scope].reshape(len(nodes))
+        self.parent = np.asarray(parent, dtype=np.int64)  # a module's id is above its parent's
+        self.level = np.asarray(depth, dtype=np.int64)  # each module's depth in the tree (the root is 0)
         # Deepest level first: (modules at depth d, their parents), to add every module into its parent.
-        depth = np.asarray([len(p) for p in self.paths], dtype=np.int64)
-        parent = np.asarray(self.parent, dtype=np.int64)
-        self.levels = [(np.flatnonzero(depth == d), parent[depth == d]) for d in range(int(depth.max()), 0, -1)]
-        self._graph = graph
+        self.levels = [(np.flatnonzero(self.level == d), self.parent[self.level == d])
+                       for d in range(int(self.level.max()), 0, -1)]
+        self._nodes: Sequence[Node] | Sequence[onnx.NodeProto] | None = nodes
+
+    #: What a background process sends (`__getstate__`); the rest is remade from it on first use.
+    _SENT = ("head_json", "dfs", "node_name_json", "node_order")
+
+    def __getstate__(self) -> dict[str, object]:
+        for cached in self._SENT:  # the names are read from the nodes now: the nodes stay behind
+            getattr(self, cached)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_nodes", "children", "after_comma")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state, _nodes=None)
 
     def prepare_json(self) -> None:
         """Make now what the JSON writer reads (while another process infers the shapes)."""
-        for cached in ("level", "head_json", "dfs", "node_name_json", "node_order", "after_comma"):
+        for cached in (*self._SENT, "after_comma"):
             getattr(self, cached)
 
     @cached_property
-    def level(self) -> np.ndarray:
-        """Each module's depth in the tree (the root is 0)."""
-        return np.asarray([len(p) for p in self.paths], dtype=np.int64)
+    def children(self) -> list[list[int]]:
+        """Each module's children, in id order."""
+        out: list[list[int]] = [[] for _ in self.names]
+        for m, p in enumerate(self.parent.tolist()[1:], start=1):
+            out[p].append(m)
+        return out
 
     @cached_property
     def head_json(self) -> np.ndarray:
         """`{"name": <module name>, "kind": "module", ` per module (object array): the start of its JSON record."""
-        return _objects(['{"name": ' + _enc(p[-1] if p else "model") + ', "kind": "module", ' for p in self.paths])
+        return _objects(['{"name": ' + _enc(name) + ', "kind": "module", ' for name in self.names])
 
     @cached_property
     def dfs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Where each module opens and closes in a depth-first walk (children in tree order): the order
-        of the tree's JSON text, so that every backend's text is laid out by sorting, not by recursion."""
-        opens = np.zeros(len(self.paths), dtype=np.int64)
-        closes = np.zeros(len(self.paths), dtype=np.int64)
-        pos = 0
-        stack: list[tuple[int, bool]] = [(0, False)]
-        while stack:
-            m, done = stack.pop()
-            if done:
-                closes[m] = pos
-            else:
-                opens[m] = pos
-                stack.append((m, True))
-                stack.extend((c, False) for c in reversed(self.children[m]))
-            pos += 1
-        return opens, closes
+        """Where each module opens and closes in a depth-first walk (children in id order): the order of the
+        tree's JSON text, so that every backend's text is laid out by sorting, not by recursion.
+
+        A module's position in the preorder is that of its path of ids (root ... module) in lexicographic
+        order; before its open come the modules before it in the preorder that are not its ancestors, each
+        opened and closed: open = 2 * preorder - depth; its close follows its subtree: open + 2 * size - 1."""
+        n, top = len(self.names), int(self.level.max())
+        ancestors = np.full((n, top + 1), -1, dtype=np.int64)  # [m, d]: m's ancestor at depth d, -1 below m
+        at, current = self.level.copy(), np.arange(n)
+        for _ in range(top + 1):
+            live = at >= 0
+            ancestors[live, at[live]] = current[live]
+            current = np.where(live, self.parent[current], -1)
+            at = at - 1
+        order = np.lexsort(ancestors.T[::-1])  # the last key sorts first: depth 0, then 1, ...
+        pre = np.empty(n, dtype=np.int64)
+        pre[order] = np.arange(n)
+        size = np.ones(n, dtype=np.int64)
+        for mods, parents in self.levels:
+            np.add.at(size, parents, size[mods])
+        opens = 2 * pre - self.level
+        return opens, opens + 2 * size - 1
 
     @cached_property
     def after_comma(self) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +125,8 @@ class ModuleIndex:
     @cached_property
     def node_name_json(self) -> np.ndarray:
         """`{"name": <node name>` per node (object array), the start of every node's JSON record."""
-        return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(self._graph.nodes)])
+        assert self._nodes is not None  # made before pickling (`__getstate__`)
+        return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(self._nodes)])
 
 
 def _distinct_rows(table: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
@@ -195,8 +221,7 @@ class TreeSource:
             if depth is None or level < depth:
                 kids = [module_tree(c, level + 1) for c in modules.children[m] if any(self.mod_rows[c])]
                 kids += [node_tree(i, level + 1) for i in nodes_of[m]]
-            name = modules.paths[m][-1] if modules.paths[m] else "model"
-            return TreeNode(name, "module", totals(self.mod_rows[m]), tuple(kids))
+            return TreeNode(modules.names[m], "module", totals(self.mod_rows[m]), tuple(kids))
 
         return module_tree(0, 0)
 
@@ -289,7 +314,7 @@ class TreeSource:
 def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: int | None) -> BackendReport:
     """Turn one backend's node costs into its report section."""
     backend = cost.backend
-    mod_cost = np.zeros((len(modules.paths), 4), dtype=np.int64)
+    mod_cost = np.zeros((len(modules.names), 4), dtype=np.int64)
     np.add.at(mod_cost, modules.node_module, cost.node_cost)
     for mods, parents in modules.levels:
         np.add.at(mod_cost, parents, mod_cost[mods])

@@ -1,4 +1,4 @@
-"""Run one function in a forked child process while the caller goes on, and collect its result.
+"""Run one function in a forked child process while the caller goes on, and collect its results.
 
 Why: onnx's shape inference is C++ that holds the GIL, and the IR's structural pass is Python; neither
 waits for the other's result until the very end (the structure needs no shapes). On a machine with a
@@ -7,8 +7,8 @@ pipeline's wall time on a big model from their sum to about the longer of the tw
 
 Only where `os.fork` exists (Linux, not Windows; not macOS, where forking a process that has loaded
 system frameworks is unsafe); elsewhere callers run the function in-process. The child gets a copy of
-the parent's memory (copy-on-write), sends back its result pickled through a pipe and exits at once
-(`os._exit`: no cleanup of the parent's inherited state, no output).
+the parent's memory (copy-on-write), sends back its results pickled through a pipe, one by one, and exits
+at once (`os._exit`: no cleanup of the parent's inherited state, no output).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pickle
 import signal
 import sys
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
 AVAILABLE = hasattr(os, "fork") and sys.platform.startswith("linux")
 
@@ -31,10 +31,12 @@ class Lost(RuntimeError):
 
 
 class Pending:
-    """The result to come of `fn()` run in a child; `result()` waits for it and re-raises its exception.
-    Use as a context manager: leaving the block early (an error in the parent) kills the child."""
+    """The results to come of `fn()` run in a child: `fn` returns an iterable, and each item is sent to the
+    parent as soon as it is made (the first result need not wait for the later ones). `next()` waits for the
+    next one and re-raises the child's exception. Use as a context manager: leaving the block ends the child
+    (killed if it is still working: the parent failed, or did not need the rest)."""
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], Iterable[Any]]) -> None:
         read, write = os.pipe()
         with warnings.catch_warnings():  # Python >= 3.12 warns when other threads exist (the progress bar's):
             warnings.simplefilter("ignore", DeprecationWarning)  # the child touches none of their locks
@@ -44,47 +46,52 @@ class Pending:
             try:
                 os.close(read)
                 sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - a lock another thread held at fork time must not hang us
-                try:
-                    payload = (True, fn())
-                except BaseException as exc:
-                    payload = (False, exc)
-                try:
-                    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-                except Exception as exc:
-                    data = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
                 with os.fdopen(write, "wb") as fh:
-                    fh.write(data)
+                    try:
+                        for item in fn():
+                            _send(fh, (True, item))
+                    except BaseException as exc:
+                        _send(fh, (False, exc))
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(write)
         self._pid: int | None = pid
-        self._read = read
+        self._pipe: BinaryIO = os.fdopen(read, "rb")
 
-    def result(self) -> Any:
-        with os.fdopen(self._read, "rb") as fh:
-            data = fh.read()
-        self._reap()
-        if not data:
+    def next(self) -> Any:
+        """The child's next result (its exception raised here); `Lost` if the child ended without it."""
+        head = self._pipe.read(_HEAD)
+        size = int.from_bytes(head, "little") if len(head) == _HEAD else 0
+        data = self._pipe.read(size) if size else b""
+        if not size or len(data) < size:
             raise Lost("the background process ended without a result (killed, or out of memory?)")
         ok, value = pickle.loads(data)
         if not ok:
             raise value
         return value
 
-    def _reap(self) -> None:
-        if self._pid is not None:
-            os.waitpid(self._pid, 0)
-            self._pid = None
-
     def __enter__(self) -> Pending:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pid is not None:  # the parent failed before asking for the result
-            with contextlib.suppress(ProcessLookupError):
+        if self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # done, or still working on results nobody reads
                 os.kill(self._pid, signal.SIGKILL)
-            self._reap()
-            with contextlib.suppress(OSError):
-                os.close(self._read)
+            os.waitpid(self._pid, 0)
+            self._pid = None
+            self._pipe.close()
+
+
+_HEAD = 8  # bytes of each message's length, before its pickle
+
+
+def _send(fh: BinaryIO, payload: tuple[bool, Any]) -> None:
+    try:
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        data = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    fh.write(len(data).to_bytes(_HEAD, "little"))
+    fh.write(data)
+    fh.flush()

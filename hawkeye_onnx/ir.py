@@ -27,7 +27,6 @@ import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 from hawkeye_onnx.errors import ModelError
-from hawkeye_onnx.scope import _from_slash_name, merge_repeated_calls, scope_of
 
 #: Ops whose outputs are public whatever their inputs: they reveal only shapes, or make constants.
 PUBLIC_OUTPUT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "EyeLike", "Range"})
@@ -57,8 +56,9 @@ class Tensor:
 
 
 class Node(NamedTuple):
-    """One ONNX node (its module path is in `Graph.scope_index`). A named tuple: a big model has hundreds of
-    thousands, made in one loop over the protobuf nodes (`tuple.__new__`, no per-field setattr)."""
+    """One ONNX node. A named tuple: a big model has hundreds of thousands, made in one loop over the protobuf
+    nodes (`tuple.__new__`, no per-field setattr). Its module path is an aggregation matter
+    (`scope.scope_index`, `aggregate.ModuleIndex`), not the IR's."""
 
     index: int
     name: str
@@ -67,11 +67,6 @@ class Node(NamedTuple):
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: Mapping[str, Any]
-
-
-#: Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the order nodes
-#: first use them; the module tree is built per scope, not per node.
-ScopeIndex = tuple[list[tuple[str, ...]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,6 @@ class Graph:
     outputs: tuple[str, ...]
     initializers: frozenset[str]
     opset: int
-    scope_index: ScopeIndex
     parameters: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -121,11 +115,6 @@ class Graph:
         """Shape variables per op group (cost.py), per graph instance: a graph made with
         `dataclasses.replace` (other domains for some nodes) shares `extra` but not this."""
         return {}
-
-    def scope(self, i: int) -> tuple[str, ...]:
-        """The module path of node `i` (empty: the model's root)."""
-        scopes, node_scope = self.scope_index
-        return scopes[int(node_scope[i])]
 
     @cached_property
     def columns(self) -> Columns:
@@ -242,20 +231,6 @@ def _small_value(t: TensorProto) -> np.ndarray | None:
         return None
 
 
-def raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """`scope_of(nd)`, memoised by name prefix for slash-scoped names without metadata (the segments of
-    `/a/b/Conv` depend on `/a/b/` only, which scope_of reads with `_from_slash_name`); before
-    `merge_repeated_calls`, which needs the whole graph's scopes."""
-    name = nd.name
-    if "/" not in name or len(nd.metadata_props):
-        return scope_of(nd)
-    prefix = name[: name.rindex("/") + 1]
-    found = cache.get(prefix)
-    if found is None:
-        found = cache[prefix] = _from_slash_name(prefix + "x")
-    return found
-
-
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while building millions of acyclic records: its full
@@ -287,11 +262,10 @@ def build_graph(model: onnx.ModelProto, public_weights: bool = False,
 
 @dataclass(frozen=True)
 class Structure:
-    """A graph's IR without its shapes: nodes, scopes, secrecy. `finish(shapes)` gives the Graph. What
-    needs no shapes (the module tree's index) can be made from it while the shapes are being inferred."""
+    """A graph's IR without its shapes: nodes, tensors, secrecy. `finish(shapes)` gives the Graph; the shapes
+    can be inferred in another process while the structure is read."""
 
     nodes: tuple[Node, ...]
-    scope_index: ScopeIndex
     finish: Callable[[Shapes], Graph]
 
 
@@ -428,10 +402,6 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     raw: list[Node] = []
-    # Scopes by number: a slash-scoped name's prefix (a str, its hash cached) -> k; the k-th raw scope.
-    scope_ids: dict[str | tuple[str, ...], int] = {}
-    raw_scopes: list[tuple[str, ...]] = []
-    node_scope: list[int] = []
     in_rows: list[list[int]] = []
     out_ids: list[int] = []
     secret_in: list[bool] = []
@@ -479,32 +449,13 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
         if "value" in attrs:
             attrs["value"] = "<tensor>"
         raw.append(new_node(Node, (i, name, op_type, domain, inputs, outputs, attrs)))
-        if "/" in name and not len(nd.metadata_props):  # `_scope`'s memoised case, inlined
-            prefix = name[: name.rindex("/") + 1]
-            k = scope_ids.get(prefix)
-            if k is None:
-                if prefix[0] == "/" and "_Grad" not in prefix:  # TorchScript's scopes: `_from_slash_name`, inlined
-                    found = tuple(filter(None, prefix.split("/")))
-                else:
-                    found = _from_slash_name(prefix + "x")
-                k = scope_ids[prefix] = len(raw_scopes)
-                raw_scopes.append(found)
-        else:
-            found = scope_of(nd)
-            k = scope_ids.get(found)
-            if k is None:
-                k = scope_ids[found] = len(raw_scopes)
-                raw_scopes.append(found)
-        node_scope.append(k)
         in_rows.append((in_ids + pad)[:3] if len(in_ids) < 3 else in_ids[:3])
         out_ids.append((ids[outputs[0]] if outputs[0] else -2) if outputs else -1)
         secret_in.append(reads_secret)
         if reads_secret:
             groups.setdefault(op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}", []).append(i)
     del ids[""]
-    merged = merge_repeated_calls(raw_scopes)  # depends on the set of scopes only
     nodes = tuple(raw)
-    scope_index = (merged, np.asarray(node_scope, dtype=np.int64))
     outputs = tuple(o.name for o in g.output)
     n = len(nodes)
     # What needs no shapes is made now (while a child process may still be inferring them).
@@ -522,11 +473,11 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
                 shape = tuple(t_value[tid].shape)
             t_shape[tid] = shape
         tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
-        graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, scope_index, parameters)
+        graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, parameters)
         clamp, prod = _SIZE_CLAMP, math.prod
         graph.__dict__["columns"] = Columns(
             np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),
             np.asarray([-1 if s is None else len(s) for s in t_shape], dtype=np.int64), *shapeless)
         return graph
 
-    return Structure(nodes, scope_index, finish)
+    return Structure(nodes, finish)

@@ -2,14 +2,17 @@
 
 `profile()` is the Python API; the CLI is a thin layer over it. On a big model (`overlap_min_nodes`), shape
 inference runs in a forked child while this process reads the graph's structure, which needs no shapes;
-the IR then takes the shapes from the child (`build_graph(..., shapes=...)`).
+the IR then takes the shapes from the child (`Structure.finish`). The child goes on with the module index
+(node names -> module tree), which this process needs only once every backend is priced.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import onnx
@@ -32,6 +35,7 @@ from hawkeye_onnx.load import (
 )
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import Backend, load_backends
+from hawkeye_onnx.scope import scope_index
 
 CONVENTIONS = {
     "bytes": "bytes put on the wire by all parties together (each framework's own counter convention)",
@@ -66,13 +70,14 @@ def profile(
     # They are still freed by reference counting; `gc.unfreeze` hands them back at the end.
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: {k: v for k, v in p.items()} for b, p in (params or {}).items()})
-    with paused_gc():
-        loaded, graph, modules = _load_and_build(model, input_shapes, batch, public_weights, progress)
-        gc.freeze()
-    try:
-        return _price_all(graph, loaded, selected, modules, depth, progress)
-    finally:
-        gc.unfreeze()
+    with contextlib.ExitStack() as child:  # a background child, if any, ends with the block
+        with paused_gc():
+            loaded, graph, modules = _load_and_build(model, input_shapes, batch, public_weights, progress, child)
+            gc.freeze()
+        try:
+            return _price_all(graph, loaded, selected, modules, depth, progress)
+        finally:
+            gc.unfreeze()
 
 
 #: Models with at least this many nodes infer their shapes in a child process while the IR's structure is
@@ -93,33 +98,36 @@ def overlap_min_nodes() -> int:
 
 
 def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]] | None,
-                    batch: int | None, public_weights: bool,
-                    progress: Callable[[str, int, int], None]) -> tuple[LoadedModel, Graph, ModuleIndex]:
-    """The loaded model, its IR and the IR's module index (made while the child infers, when there is one)."""
+                    batch: int | None, public_weights: bool, progress: Callable[[str, int, int], None],
+                    child: contextlib.ExitStack) -> tuple[LoadedModel, Graph, Callable[[], ModuleIndex]]:
+    """The loaded model, its IR and how to get the IR's module index (which pricing does not need: a child
+    process, when there is one, makes it from the model's node names meanwhile)."""
     progress("reading the model and inferring shapes", 0, 3)
     read = read_model(model)
     inferred: onnx.ModelProto | None = None
-    modules: ModuleIndex | None = None
+    modules: Callable[[], ModuleIndex] | None = None
     if background.AVAILABLE and len(read.model.graph.node) >= overlap_min_nodes():
-        # The child binds its own copy (the same way) and infers; this process checks, binds and reads the
-        # structure meanwhile. Its errors are found here first, and the child is then killed.
-        with background.Pending(lambda: _inferred_shapes(read, input_shapes, batch)) as pending:
-            bound = bind(read, input_shapes, batch)
-            loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
-            require_static(loaded_model)
-            progress("building the graph (shapes inferred alongside)", 1, 3)
+        # The child binds its own copy (the same way), infers and sends the shapes, then makes the module index;
+        # this process checks, binds and reads the structure meanwhile. Its errors are found here first, and the
+        # child is then killed.
+        pending = child.enter_context(background.Pending(lambda: _background_work(read, input_shapes, batch)))
+        bound = bind(read, input_shapes, batch)
+        loaded_model = loaded(bound, bound.model)  # the header reads the inputs only: no need to wait
+        require_static(loaded_model)
+        progress("building the graph (shapes inferred alongside)", 1, 3)
+        structure = read_structure(bound.model, public_weights=public_weights)
+        try:
+            shapes = pending.next()
+        except background.Lost:  # the child was killed (memory?): infer here after all
+            shapes = value_shapes(infer(bound).graph)
+        with paused_gc():
+            graph = structure.finish(shapes)
 
-            def shapes() -> Shapes:
-                try:
-                    return pending.result()
-                except background.Lost:  # the child was killed (memory?): infer here after all
-                    return value_shapes(infer(bound).graph)
-
-            structure = read_structure(bound.model, public_weights=public_weights)
-            modules = ModuleIndex(structure)  # needs no shapes: made while the child still infers them,
-            modules.prepare_json()  # with what the JSON writer reads
-            with paused_gc():
-                graph = structure.finish(shapes())
+        def modules() -> ModuleIndex:
+            try:
+                return pending.next()
+            except background.Lost:  # the child was killed: make the index here after all
+                return _module_index(bound.model, graph)
     else:
         bound = bind(read, input_shapes, batch)
         inferred = infer(bound)
@@ -133,29 +141,38 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
         better = ort_symbolic(inferred)  # onnx left some shape unknown: try onnxruntime's inference
         if better is not None:
             graph = build_graph(better, public_weights=public_weights)
-            modules = None
+            inferred, modules = better, None
     graph.extra["shape_hint"] = loaded_model.shape_hint
-    return loaded_model, graph, modules or ModuleIndex(graph)
+    return loaded_model, graph, modules or functools.partial(_module_index, inferred, graph)
 
 
-def _inferred_shapes(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
-                     batch: int | None) -> Shapes:
-    """The background child's work: bind its own copy of the model and infer. With nothing to bind, the
-    file's bytes go to inference as they are (the parent runs the checks `bind` makes, and stops us if one
-    fails)."""
+def _module_index(model: onnx.ModelProto, graph: Graph) -> ModuleIndex:
+    return ModuleIndex(scope_index(model.graph.node), graph.nodes)
+
+
+def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
+                     batch: int | None) -> Iterator[Shapes | ModuleIndex]:
+    """The background child's work: bind its own copy of the model and infer; then the module index, from the
+    node names. With nothing to bind, the file's bytes go to inference as they are (the parent runs the
+    checks `bind` makes, and stops us if one fails)."""
     if not input_shapes and batch is None and read.data is not None:
         bound = BoundModel(read.model, read.path, read.sha256, read.data, read.path or "<model>")
     else:
         bound = bind(read, input_shapes, batch)
-    return value_shapes(infer(bound).graph)
+    yield value_shapes(infer(bound).graph)  # first: the parent waits for it (the inferred model is freed)
+    modules = ModuleIndex(scope_index(bound.model.graph.node), bound.model.graph.node)
+    modules.prepare_json()
+    yield modules
 
 
-def _price_all(graph: Graph, loaded: LoadedModel, selected: list[Backend], modules: ModuleIndex,
+def _price_all(graph: Graph, loaded: LoadedModel, selected: list[Backend], modules: Callable[[], ModuleIndex],
                depth: int | None, progress: Callable[[str, int, int], None]) -> Profile:
-    reports = {}
+    costs = []
     for i, b in enumerate(selected):
         progress(f"pricing {b.name}", 2 + i, 2 + len(selected))
-        reports[b.name] = build_report(graph, price(graph, b), modules, depth)
+        costs.append(price(graph, b))
+    index = modules()  # the last: it may come from the background child
+    reports = {b.name: build_report(graph, cost, index, depth) for b, cost in zip(selected, costs, strict=True)}
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
     info = ModelInfo(
         name=name,

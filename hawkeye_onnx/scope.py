@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import onnx
 
 _TF_WRAPPERS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 _TF_SUFFIX = re.compile(r"__\d+$")
 _CALL_SUFFIX = re.compile(r"^(.+)_(\d+)$")
 _FUSED_BN = "FuseBatchNormIntoConv"
+
+#: Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the order nodes
+#: first use them. The module tree is built per scope, not per node.
+ScopeIndex = tuple[list[tuple[str, ...]], np.ndarray]
 
 
 def _unqualified(qualified: str) -> str:
@@ -124,3 +129,45 @@ def merge_repeated_calls(scopes: Sequence[tuple[str, ...]]) -> list[tuple[str, .
             merged.append(seg)
         out.append(tuple(merged))
     return out
+
+
+def raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """`scope_of(nd)`, memoised by name prefix for slash-scoped names without metadata (the segments of
+    `/a/b/Conv` depend on `/a/b/` only, which scope_of reads with `_from_slash_name`); before
+    `merge_repeated_calls`, which needs the whole graph's scopes."""
+    name = nd.name
+    if "/" not in name or len(nd.metadata_props):
+        return scope_of(nd)
+    prefix = name[: name.rindex("/") + 1]
+    found = cache.get(prefix)
+    if found is None:
+        found = cache[prefix] = _from_slash_name(prefix + "x")
+    return found
+
+
+def scope_index(nodes: Iterable[onnx.NodeProto]) -> ScopeIndex:
+    """`scope_of` of every node, merged (`merge_repeated_calls`) and numbered. A big model has one scope per
+    few nodes: a slash-scoped name's segments are read once per name prefix (`/a/b/` for `/a/b/Conv`)."""
+    by_prefix: dict[str | tuple[str, ...], int] = {}  # a name prefix, or a scope read from metadata -> its number
+    raw: list[tuple[str, ...]] = []
+    node_scope: list[int] = []
+    for nd in nodes:
+        name = nd.name
+        if "/" in name and not len(nd.metadata_props):  # `scope_of`'s slash case, by prefix
+            prefix = name[: name.rindex("/") + 1]
+            k = by_prefix.get(prefix)
+            if k is None:
+                if prefix[0] == "/" and "_Grad" not in prefix:  # TorchScript: `_from_slash_name`, inlined
+                    found = tuple(filter(None, prefix.split("/")))
+                else:
+                    found = _from_slash_name(prefix + "x")
+                k = by_prefix[prefix] = len(raw)
+                raw.append(found)
+        else:
+            found = scope_of(nd)
+            k = by_prefix.get(found)
+            if k is None:
+                k = by_prefix[found] = len(raw)
+                raw.append(found)
+        node_scope.append(k)
+    return merge_repeated_calls(raw), np.asarray(node_scope, dtype=np.int64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,27 @@ def test_a_killed_worker_is_replaced_by_the_work_done_in_process(monkeypatch: py
     result = profile(model, batch=2)
     assert result.to_json() == reference
     assert _no_children()
+
+
+def test_a_worker_killed_after_the_shapes_leaves_the_module_index_to_the_parent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child sends the shapes, then dies before the module index: the parent makes the index itself."""
+    pipeline = sys.modules["hawkeye_onnx.profile"]  # the module (the package exports the function by its name)
+    model = MODELS[0]
+    reference = profile(model, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    real_work, real_index = pipeline._background_work, pipeline._module_index
+    made_here = []
+
+    def dies_after_the_shapes(*args: object) -> Iterator[object]:
+        yield next(real_work(*args))
+        os.kill(os.getpid(), 9)
+
+    def index_here(*args: object) -> object:
+        made_here.append(True)
+        return real_index(*args)
+
+    monkeypatch.setattr(pipeline, "_background_work", dies_after_the_shapes)
+    monkeypatch.setattr(pipeline, "_module_index", index_here)
+    assert profile(model, batch=2).to_json() == reference
+    assert made_here == [True] and _no_children()

@@ -19,8 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, Tensor, build_graph, raw_scope
-from hawkeye_onnx.scope import _from_slash_name, merge_repeated_calls
+from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, Tensor, build_graph
+from hawkeye_onnx.scope import ScopeIndex, _from_slash_name, merge_repeated_calls, raw_scope
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
 
@@ -59,9 +59,10 @@ def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Fo
     return Forward(graph, raw, head)
 
 
-def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
+def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, ScopeIndex] | None:
     """`ir.build_graph(infer_shapes(train))` for the training model `train` whose loss, backward and update
-    nodes `b` emitted after the forward nodes of `fwd`; None where that is not sure (see the module doc)."""
+    nodes `b` emitted after the forward nodes of `fwd`, and its `scope.scope_index`; None where that is not
+    sure (see the module doc)."""
     base = fwd.graph
     g = train.graph
     inits = base.initializers
@@ -165,6 +166,6 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> Graph | None:
         np.concatenate([col.secret_in, np.asarray(secret_in, bool)]),
         all_groups)
     graph = Graph(tuple(nodes), tensors, data_inputs, tuple(o.name for o in g.output), inits, base.opset,
-                  scope_index, base.parameters)
+                  base.parameters)
     graph.__dict__["columns"] = columns
-    return graph
+    return graph, scope_index

@@ -31,6 +31,7 @@ from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_stat
 from hawkeye_onnx.profile import CONVENTIONS
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
+from hawkeye_onnx.scope import scope_index
 from hawkeye_onnx.training.expand import (
     _FLOAT,
     PHASES,
@@ -165,16 +166,18 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | Non
         train, phases, b = expand_with_builder(loaded.model, opts, protos=False, shapes=shapes)
         if not forward:
             forward.append(forward_ir(loaded.model, shapes))
-        graph = build(forward[0], train, b) if forward[0] is not None else None
-        if graph is None:  # the records are not enough: the whole training model, as `expand` makes it
+        built = build(forward[0], train, b) if forward[0] is not None else None
+        if built is None:  # the records are not enough: the whole training model, as `expand` makes it
             train, phases, b = expand_with_builder(loaded.model, opts, shapes=shapes)
-            graph = build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train))
+            built = (build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train)),
+                     scope_index(train.graph.node))
+        graph, scopes = built
         meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
         del train
         gc.freeze()
     graph.extra["shape_hint"] = loaded.shape_hint
     graph.extra["onnx_nodes"] = phases["forward"]  # what the framework loads from the ONNX file
-    return _Expanded(graph, phases, meta, ModuleIndex(graph), {})
+    return _Expanded(graph, phases, meta, ModuleIndex(scopes, graph.nodes), {})
 
 
 def _profile_train(
