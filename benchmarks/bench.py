@@ -10,7 +10,8 @@ protobuf does). Then, in the same run and each in its own subprocess, it times
   (b) `hawkeye-onnx report MODEL -b all -f json -o OUT` (and `--mode train` if the CLI has it),
 
 and prints wall time, the ratio (b)/(a), the peak resident memory of the largest process (ru_maxrss) and
-the sampled peak PSS of the whole process tree (hawkeye-onnx forks workers on big models) of each.
+the sampled peak PSS of the whole process tree (hawkeye-onnx forks workers on big models) of each
+(sampled in a run of its own: the sampler slows what it samples).
 
     python benchmarks/bench.py                 # 20k, 200k, 1M nodes
     python benchmarks/bench.py --sizes 20k,200k --repeat 3
@@ -179,11 +180,16 @@ def _pss_mb(pid: int) -> float:
     return total / 1024
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, float, float]:
-    """Wall seconds, peak RSS (MB) of the largest process, CPU seconds (user + system) and the sampled peak
-    PSS (MB) of the whole process tree of one child process; fails loudly if the child fails. CPU time
-    is the steadier number on a shared machine, wall time the one a user waits; the tree's PSS counts
-    the memory of forked workers, which ru_maxrss (one process's peak) does not."""
+def _timed(cmd: list[str], sample_pss: bool = False) -> tuple[float, float, float, float]:
+    """Wall seconds, peak RSS (MB) of the largest process, CPU seconds (user + system) and, with
+    `sample_pss`, the sampled peak PSS (MB) of the whole process tree of one child process (else 0); fails
+    loudly if the child fails. CPU time is the steadier number on a shared machine, wall time the one a user
+    waits; the tree's PSS counts the memory of forked workers, which ru_maxrss (one process's peak) does not.
+
+    Sampling PSS is not free: reading /proc/PID/smaps_rollup walks the page tables of a process of GBs and
+    holds its memory lock meanwhile, and the sampler needs a core. On a 2-core machine it slowed the
+    two-process report at 1M nodes from 35 s to 46 s and left the one-process floor alone; so wall times
+    come from runs without the sampler and PSS from a run of its own."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
     peak = [0.0]
@@ -194,7 +200,7 @@ def _timed(cmd: list[str]) -> tuple[float, float, float, float]:
             peak[0] = max(peak[0], _pss_mb(proc.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
-    if Path("/proc/self/smaps_rollup").exists():
+    if sample_pss and Path("/proc/self/smaps_rollup").exists():
         sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     done.set()
@@ -205,6 +211,12 @@ def _timed(cmd: list[str]) -> tuple[float, float, float, float]:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()[-2000:]}")
     rss = usage.ru_maxrss / 1024  # Linux: ru_maxrss in KiB
     return wall, rss, usage.ru_utime + usage.ru_stime, max(peak[0], 0.0)
+
+
+def _measure(cmd: list[str], repeat: int) -> tuple[float, float, float, float]:
+    """The best of `repeat` unsampled runs (wall, RSS, CPU), with the PSS of one more, sampled run."""
+    best = min((_timed(cmd) for _ in range(repeat)), key=lambda r: r[0])
+    return (*best[:3], _timed(cmd, sample_pss=True)[3])
 
 
 def _report_help() -> str:
@@ -226,7 +238,8 @@ def _size(text: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="20k,200k,1M", help="comma-separated node counts (k/M suffixes)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="timed runs per measurement, the best kept (plus one run that samples memory)")
     ap.add_argument("--dir", type=Path, default=None, help="keep the models here (default: a temp folder)")
     ap.add_argument("--modes", default="inference,train",
                     help="modes to time (train only where the CLI has --mode)")
@@ -245,14 +258,14 @@ def main() -> None:
         path = build(n, folder)
         count = len(onnx.load(str(path), load_external_data=False).graph.node)
         floor_cmd = [sys.executable, "-c", FLOOR, str(path), str(folder / "inferred.onnx")]
-        floor = min((_timed(floor_cmd) for _ in range(args.repeat)), key=lambda r: r[0])
+        floor = _measure(floor_cmd, args.repeat)
         for mode in modes:
             out = folder / f"report_{n}_{mode}.json"
             cmd = [sys.executable, "-m", "hawkeye_onnx", "report", str(path), "-b", "all", "-f", "json", "-o", str(out),
                    *quiet]
             if mode != "inference":
                 cmd += ["--mode", mode]
-            rep = min((_timed(cmd) for _ in range(args.repeat)), key=lambda r: r[0])
+            rep = _measure(cmd, args.repeat)
             json_mb = out.stat().st_size / 1e6
             row = {"nodes": count, "mode": mode, "floor_s": round(floor[0], 2), "floor_cpu_s": round(floor[2], 2),
                    "floor_mb": round(floor[1]), "report_s": round(rep[0], 2), "report_cpu_s": round(rep[2], 2),
