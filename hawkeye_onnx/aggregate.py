@@ -59,7 +59,7 @@ class ModuleIndex:
         self._nodes: Sequence[Node] | Sequence[onnx.NodeProto] | None = nodes
 
     #: What a background process sends (`__getstate__`); the rest is remade from it on first use.
-    _SENT = ("head_json", "dfs", "node_name_json", "node_order")
+    _SENT = ("head_json", "dfs", "node_name_json", "node_order", "_runs", "_level_runs")
 
     def __getstate__(self) -> dict[str, object]:
         for cached in self._SENT:  # the names are read from the nodes now: the nodes stay behind
@@ -73,6 +73,36 @@ class ModuleIndex:
         """Make now what the JSON writer reads (while another process infers the shapes)."""
         for cached in (*self._SENT, "after_comma"):
             getattr(self, cached)
+
+    def module_totals(self, node_cost: np.ndarray) -> np.ndarray:
+        """Each module's cost (its nodes' and its submodules'), as int64 rows: sums of presorted runs
+        (`np.add.reduceat`), exact (no float weights) and without `np.add.at`'s per-element dispatch."""
+        out = np.zeros((len(self.names), node_cost.shape[1]), dtype=np.int64)
+        mods, starts = self._runs
+        if len(starts):
+            out[mods] = np.add.reduceat(node_cost[self.node_order], starts, axis=0)
+        for level_mods, parents, order, starts in self._level_runs:  # deepest level first
+            out[parents] += np.add.reduceat(out[level_mods[order]], starts, axis=0)
+        return out
+
+    @cached_property
+    def _runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The modules that have nodes, and where each one's run starts in `node_order`."""
+        owner = self.node_module[self.node_order]
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else owner
+        return owner[starts], starts
+
+    @cached_property
+    def _level_runs(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per level (deepest first): its modules, their distinct parents, the modules' order by parent and
+        where each parent's run starts in it."""
+        out = []
+        for mods, parents in self.levels:
+            order = np.argsort(parents, kind="stable")
+            by_parent = parents[order]
+            starts = np.flatnonzero(np.r_[True, by_parent[1:] != by_parent[:-1]])
+            out.append((mods, by_parent[starts], order, starts))
+        return out
 
     @cached_property
     def children(self) -> list[list[int]]:
@@ -314,11 +344,7 @@ class TreeSource:
 def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: int | None) -> BackendReport:
     """Turn one backend's node costs into its report section."""
     backend = cost.backend
-    mod_cost = np.zeros((len(modules.names), 4), dtype=np.int64)
-    np.add.at(mod_cost, modules.node_module, cost.node_cost)
-    for mods, parents in modules.levels:
-        np.add.at(mod_cost, parents, mod_cost[mods])
-    mod_rows = mod_cost.tolist()
+    mod_cost = modules.module_totals(cost.node_cost)
 
     prim_totals: dict[str, np.ndarray] = {}
     prim_calls: dict[str, int] = defaultdict(int)
@@ -347,7 +373,7 @@ def build_report(graph: Graph, cost: BackendCost, modules: ModuleIndex, depth: i
         version=backend.version,
         params=dict(backend.param_values),
         sources=sources,
-        total=Totals.of(mod_rows[0]),
+        total=Totals.of(mod_cost[0].tolist()),
         tree=TreeSource(graph, cost, modules, mod_cost, depth),
         ops={k: OpSummary(op_count[k], Totals.of(op_cost[k].tolist()))
              for k in sorted(op_order, key=lambda k: -op_cost[k][0])},
