@@ -35,7 +35,7 @@ from hawkeye_onnx.load import (
 )
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.scope import scope_index
+from hawkeye_onnx.scope import METADATA_KEYS, scope_index
 
 CONVENTIONS = {
     "bytes": "bytes put on the wire by all parties together (each framework's own counter convention)",
@@ -160,7 +160,9 @@ def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]
     else:
         bound = bind(read, input_shapes, batch)
     yield value_shapes(infer(bound).graph)  # first: the parent waits for it (the inferred model is freed)
-    modules = ModuleIndex(scope_index(bound.model.graph.node), bound.model.graph.node)
+    nodes = bound.model.graph.node
+    metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)
+    modules = ModuleIndex(scope_index(nodes, metadata), nodes)
     modules.prepare_json()
     yield modules
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 from onnx import helper
 
 from hawkeye_onnx import profile
-from hawkeye_onnx.scope import scope_of
+from hawkeye_onnx.scope import METADATA_KEYS, merge_repeated_calls, scope_index, scope_of
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -64,3 +65,26 @@ def test_both_pytorch_exporters_give_the_same_top_level_modules() -> None:
         shape = index[a]["inputs"]["input"]
         assert {"layer1", "layer2"} <= _top_modules(MODELS / a, shape)
         assert {"layer1", "layer2"} <= _top_modules(MODELS / b, shape)
+
+
+def _per_node(index: tuple[list[tuple[str, ...]], object]) -> list[tuple[str, ...]]:
+    scopes, node_scope = index
+    return [scopes[k] for k in node_scope.tolist()]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", sorted(MODELS.glob("*.onnx")), ids=lambda p: p.stem)
+def test_scope_index_is_scope_of_every_node(model: Path) -> None:
+    """The numbered index is `scope_of` per node, merged; skipping the metadata reads (the background child
+    does when the file's bytes spell no key `scope_of` reads) changes nothing on such a file."""
+    data = model.read_bytes()
+    nodes = onnx.load_from_string(data).graph.node
+    want = merge_repeated_calls([scope_of(n) for n in nodes])
+    assert _per_node(scope_index(nodes)) == want
+    if not any(key in data for key in METADATA_KEYS):
+        assert _per_node(scope_index(nodes, metadata=False)) == want
+
+
+def test_some_shipped_model_has_the_metadata() -> None:
+    """The check above covers both kinds of file: dynamo exports carry the name-scope metadata."""
+    assert any(METADATA_KEYS[1] in p.read_bytes() for p in MODELS.glob("*.onnx"))
+    assert not all(METADATA_KEYS[1] in p.read_bytes() for p in MODELS.glob("*.onnx"))
