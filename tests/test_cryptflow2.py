@@ -252,3 +252,13 @@ def test_bn_known_msb_truncation_parameter() -> None:
     unknown = _cost(model, **base).total.online.rounds
     known = _cost(model, **base, bn_trunc_known_msb=1).total.online.rounds
     assert unknown - known == 6
+
+
+def test_sender_bit_sums_in_closed_form_equal_the_loop() -> None:
+    """The OT sender's bytes sum ceil(m * j / 8) over the bit widths j = 1..ell (SCI loops over them;
+    `_sum_ceil8` sums them in closed form): equal, exactly, for every width and residue of m mod 8."""
+    rng = np.random.default_rng(7)
+    m = np.concatenate([np.arange(0, 40), rng.integers(1, 1 << 40, size=200)]).astype(np.int64)
+    n = np.concatenate([np.arange(0, 40), rng.integers(0, 65, size=200)]).astype(np.int64)
+    loop = np.array([sum(-(-int(a) * j // 8) for j in range(1, int(b) + 1)) for a, b in zip(m, n, strict=True)])
+    assert np.array_equal(fn._sum_ceil8(m, n), loop)
