@@ -17,7 +17,7 @@ import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
-from hawkeye_onnx.ir import Graph, op_key, paused_gc
+from hawkeye_onnx.ir import Graph, TensorTable, op_key, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
@@ -204,8 +204,10 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     lo, hi = graph.extra.get("onnx_nodes", (0, len(graph.nodes)))
     # Identity outputs take their source's tensor id (Identity nodes are few: a loop over them is cheap).
     canon = np.arange(len(col.size), dtype=np.int64)
-    is_identity = np.fromiter((n.op_type == "Identity" for n in graph.nodes), dtype=bool, count=len(graph.nodes))
-    for i in np.flatnonzero(is_identity).tolist():
+    identities = [n.index for n in graph.nodes if n.op_type == "Identity"]
+    is_identity = np.zeros(len(graph.nodes), dtype=bool)
+    is_identity[identities] = True
+    for i in identities:
         a, out = int(col.node_in[i, 0]), int(col.node_out[i])
         if a >= 0 and out >= 0:
             canon[out] = canon[a]
@@ -213,11 +215,11 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     a, b, c = ins[:, 0], ins[:, 1], ins[:, 2]
     dup = ((a == b) & (a >= 0)) | ((a == c) & (a >= 0)) | ((b == c) & (b >= 0))
     out = set((np.flatnonzero(dup & ~is_identity[lo:hi]) + lo).tolist())
-    ids: dict[str, int] | None = None
-    for node in graph.nodes[lo:hi]:  # a node with more than three inputs (Concat, ...): by name
-        if len(node.inputs) > 3 and node.op_type != "Identity":
-            if ids is None:  # tensor name -> id in `graph.columns` (the order of `graph.tensors`)
-                ids = {name: i for i, name in enumerate(graph.tensors)}
+    wide = [n for n in graph.nodes[lo:hi] if len(n.inputs) > 3 and n.op_type != "Identity"]  # Concat, ...
+    if wide:  # by name: tensor name -> id in `graph.columns` (the order of `graph.tensors`)
+        tensors = graph.tensors
+        ids = tensors.ids if isinstance(tensors, TensorTable) else {name: i for i, name in enumerate(tensors)}
+        for node in wide:
             read = [int(canon[ids[x]]) for x in node.inputs if x]
             if len(set(read)) < len(read):
                 out.add(node.index)

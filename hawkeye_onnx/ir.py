@@ -393,6 +393,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
         if weight:
             parameters += math.prod(dims)
     inits = frozenset(init_names)
+    n_inits = len(t_shape)  # the initializers are the first tensors (ids 0 .. n_inits - 1)
     data_inputs = tuple(vi.name for vi in g.input if vi.name not in inits)
     # Graph inputs and node outputs get their shapes once the structure is read (`read_shapes`).
     shaped: list[tuple[int, str]] = []
@@ -474,6 +475,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
             t_shape[tid] = shape
         tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
         graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, parameters)
+        graph.__dict__["is_initializer"] = np.arange(len(t_shape)) < n_inits
         clamp, prod = _SIZE_CLAMP, math.prod
         graph.__dict__["columns"] = Columns(
             np.asarray([-1 if s is None else min(prod(s), clamp) for s in t_shape], dtype=np.int64),

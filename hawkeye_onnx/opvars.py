@@ -221,12 +221,23 @@ def _conv_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None
     found = _group_shapes(graph, idx, (0, 1, -1))
     if found is None or any(len(s) < 2 for shapes in found for s in shapes):
         return None
+    # Repeated blocks repeat (shapes, attributes): each distinct one is made into a row once.
+    distinct: dict[tuple, int] = {}
+    rows: list[list[int]] = []
+    which: list[int] = []
+    nodes = graph.nodes
     try:
-        rows = [_conv_row(x, w, y, graph.nodes[i].attrs)
-                for x, w, y, i in zip(*found, idx.tolist(), strict=True)]
+        for x, w, y, i in zip(*found, idx.tolist(), strict=True):
+            attrs = nodes[i].attrs
+            key = (x, w, y, attrs.get("strides"), attrs.get("dilations"), attrs.get("pads"), attrs.get("group"))
+            k = distinct.get(key)
+            if k is None:
+                k = distinct[key] = len(rows)
+                rows.append(_conv_row(x, w, y, attrs))
+            which.append(k)
     except (IndexError, ValueError, TypeError):
-        return None  # the per-node form names the node
-    table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 16)
+        return None  # the per-node form names the node (an unhashable attribute too)
+    table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 16)[np.asarray(which, dtype=np.int64)]
     return dict(zip(REGISTRY["Conv"].names, table.T, strict=True))
 
 
