@@ -29,7 +29,8 @@ class ModuleIndex:
 
     Made from a graph's `scope.ScopeIndex` and its nodes (IR nodes, or the model's NodeProtos: only their
     names and op types are read), so that a background process can make it from the model alone
-    (`profile.py`); it pickles with what the JSON writer reads, without the nodes."""
+    (`profile.py`); it pickles with what the JSON writer reads, without the nodes and their names
+    (`with_nodes`)."""
 
     @paused_gc()
     def __init__(self, scope_index: ScopeIndex, nodes: Sequence[Node] | Sequence[onnx.NodeProto]) -> None:
@@ -58,21 +59,26 @@ class ModuleIndex:
                        for d in range(int(self.level.max()), 0, -1)]
         self._nodes: Sequence[Node] | Sequence[onnx.NodeProto] | None = nodes
 
-    #: What a background process sends (`__getstate__`); the rest is remade from it on first use.
-    _SENT = ("head_json", "dfs", "node_name_json", "node_order", "_runs", "_level_runs")
+    #: What a background process sends (`__getstate__`); the rest is remade from it on first use. Not the
+    #: nodes' names: the receiver has them (`with_nodes`).
+    _SENT = ("head_json", "dfs", "node_order", "_runs", "_level_runs")
 
     def __getstate__(self) -> dict[str, object]:
-        for cached in self._SENT:  # the names are read from the nodes now: the nodes stay behind
+        for cached in self._SENT:
             getattr(self, cached)
-        return {k: v for k, v in self.__dict__.items() if k not in ("_nodes", "children", "after_comma")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_nodes", "children", "after_comma", "node_name_json")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state, _nodes=None)
 
-    def prepare_json(self) -> None:
-        """Make now what the JSON writer reads (while another process infers the shapes)."""
-        for cached in (*self._SENT, "after_comma"):
-            getattr(self, cached)
+    def with_nodes(self, nodes: Sequence[Node], name_json: np.ndarray | None = None) -> ModuleIndex:
+        """This index (made by another process from the same model) with this process's nodes, and their
+        `node_name_json` when made already (`node_names_json`)."""
+        self._nodes = nodes
+        if name_json is not None:
+            self.__dict__["node_name_json"] = name_json
+        return self
 
     def module_totals(self, node_cost: np.ndarray) -> np.ndarray:
         """Each module's cost (its nodes' and its submodules'), as int64 rows: sums of presorted runs
@@ -155,8 +161,13 @@ class ModuleIndex:
     @cached_property
     def node_name_json(self) -> np.ndarray:
         """`{"name": <node name>` per node (object array), the start of every node's JSON record."""
-        assert self._nodes is not None  # made before pickling (`__getstate__`)
-        return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(self._nodes)])
+        assert self._nodes is not None, "an index from another process needs `with_nodes`"
+        return node_names_json(self._nodes)
+
+
+def node_names_json(nodes: Sequence[Node] | Sequence[onnx.NodeProto]) -> np.ndarray:
+    """`{"name": <node name>` per node (object array), the start of every node's JSON record in the tree."""
+    return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(nodes)])
 
 
 def _distinct_rows(table: np.ndarray) -> tuple[list[list[int]], np.ndarray]:

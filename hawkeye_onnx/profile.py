@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 
 from hawkeye_onnx import background
-from hawkeye_onnx.aggregate import ModuleIndex, build_report
+from hawkeye_onnx.aggregate import ModuleIndex, build_report, node_names_json
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import ParamError
 from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, read_structure, value_shapes
@@ -116,6 +116,7 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
         require_static(loaded_model)
         progress("building the graph (shapes inferred alongside)", 1, 3)
         structure = read_structure(bound.model, public_weights=public_weights)
+        names = node_names_json(structure.nodes)  # while the child still infers: it sends the index without them
         try:
             shapes = pending.next()
         except background.Lost:  # the child was killed (memory?): infer here after all
@@ -125,9 +126,10 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
 
         def modules() -> ModuleIndex:
             try:
-                return pending.next()
+                index: ModuleIndex = pending.next()
             except background.Lost:  # the child was killed: make the index here after all
-                return _module_index(bound.model, graph)
+                index = _module_index(bound.model, graph)
+            return index.with_nodes(graph.nodes, names)
     else:
         bound = bind(read, input_shapes, batch)
         inferred = infer(bound)
@@ -162,9 +164,7 @@ def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]
     yield value_shapes(infer(bound).graph)  # first: the parent waits for it (the inferred model is freed)
     nodes = bound.model.graph.node
     metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)
-    modules = ModuleIndex(scope_index(nodes, metadata), nodes)
-    modules.prepare_json()
-    yield modules
+    yield ModuleIndex(scope_index(nodes, metadata), nodes)  # pickled with its JSON parts (`__getstate__`)
 
 
 def _price_all(graph: Graph, loaded: LoadedModel, selected: list[Backend], modules: Callable[[], ModuleIndex],
