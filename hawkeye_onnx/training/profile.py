@@ -12,24 +12,27 @@ mode (BatchNormalization with batch statistics). Phases are the node ranges the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import gc
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
 
+from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
-from hawkeye_onnx.profile import CONVENTIONS
-from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, UnsupportedOp
+from hawkeye_onnx.profile import CONVENTIONS, overlap_min_nodes
+from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, TreeNode, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.scope import scope_index
 from hawkeye_onnx.training.expand import (
@@ -180,6 +183,66 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | Non
     return _Expanded(graph, phases, meta, ModuleIndex(scopes, graph.nodes), {})
 
 
+def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
+                   forward: list[Forward | None], shapes: dict[str, tuple[int, ...]],
+                   depth: int | None) -> dict[str, BackendReport]:
+    """One autodiff style's training graph, priced by each of its backends."""
+    graph, phases, meta, modules, envs = _expand(loaded, style_opts, forward, shapes)
+    out = {}
+    for b in backends:
+        priced_graph = _context(graph, b, phases["backward"], BACKWARD)
+        # a forward op that runs differently while training (BatchNormalization on batch statistics)
+        priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
+        groups = priced_graph.columns.groups
+        known = {k: envs[(k, idx.tobytes())] for k, idx in groups.items() if (k, idx.tobytes()) in envs}
+        priced_graph.opvars_cache.update(known)
+        cost = price(priced_graph, b)
+        envs.update(((k, groups[k].tobytes()), env) for k, env in priced_graph.opvars_cache.items())
+        rep = build_report(priced_graph, cost, modules, depth)
+        rep = _replace(rep, phases=_phase_totals(cost.node_cost, phases))
+        for op in sorted({op for op, _ in meta["detached"]}):
+            cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
+                                tuple(name for o, name in meta["detached"] if o == op))
+            rep = _replace(rep, unsupported=(*rep.unsupported, cut))
+        if b.name not in BACKEND_STYLE:
+            note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
+            rep = _replace(rep, unsupported=(*rep.unsupported, note))
+        out[b.name] = rep
+    return out
+
+
+def _style_reports_sent(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
+                        forward: list[Forward | None], shapes: dict[str, tuple[int, ...]],
+                        depth: int | None) -> Iterator[BackendReport]:
+    """`_style_reports` in a background child: each report as it is made, its tree as JSON text (the graph
+    stays here)."""
+    with paused_gc():
+        reports = _style_reports(loaded, style_opts, backends, forward, shapes, depth)
+        for b in backends:
+            rep = reports.pop(b.name)
+            yield _replace(rep, tree=JsonTree(rep.tree_json()))
+
+
+class JsonTree:
+    """A module tree as its JSON text (made in another process): `json()` gives the text, `build()` the
+    TreeNode records, read back from it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def json(self) -> str:
+        return self.text
+
+    def build(self) -> TreeNode:
+        return _tree_node(json.loads(self.text))
+
+
+def _tree_node(d: dict[str, Any]) -> TreeNode:
+    on, off = d["online"], d["offline"]
+    return TreeNode(d["name"], d["kind"], Totals.of([on["bytes"], on["rounds"], off["bytes"], off["rounds"]]),
+                    tuple(_tree_node(c) for c in d["children"]), d.get("op_type"), d.get("calls"))
+
+
 def _profile_train(
     model: str | os.PathLike | onnx.ModelProto,
     options: TrainOptions | Sequence[TrainOptions] | None,
@@ -198,37 +261,38 @@ def _profile_train(
     require_static(loaded)
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: dict(p) for b, p in (params or {}).items()})
-    results = []
-    # backends of one autodiff style price the same training graph: expand, infer and build it once per style
-    expanded: dict[TrainOptions, _Expanded] = {}
-    forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
     shapes = static_shapes(loaded.model)
+    parallel = background.AVAILABLE and len(loaded.model.graph.node) >= overlap_min_nodes()
+    forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
+    results = []
     for opts in runs:
-        reports = {}
+        # backends of one autodiff style price the same training graph: it is expanded and built once per style
+        jobs: dict[TrainOptions, list[Backend]] = {}
         for b in selected:
-            style_opts = dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx"))
-            if style_opts not in expanded:
-                expanded[style_opts] = _expand(loaded, style_opts, forward, shapes)
-            graph, phases, meta, modules, envs = expanded[style_opts]
-            priced_graph = _context(graph, b, phases["backward"], BACKWARD)
-            # a forward op that runs differently while training (BatchNormalization on batch statistics)
-            priced_graph = _context(priced_graph, b, phases["forward"], TRAIN, _training_mode)
-            groups = priced_graph.columns.groups
-            known = {k: envs[(k, idx.tobytes())] for k, idx in groups.items() if (k, idx.tobytes()) in envs}
-            priced_graph.opvars_cache.update(known)
-            cost = price(priced_graph, b)
-            envs.update(((k, groups[k].tobytes()), env) for k, env in priced_graph.opvars_cache.items())
-            rep = build_report(priced_graph, cost, modules, depth)
-            rep = _replace(rep, phases=_phase_totals(cost.node_cost, phases))
-            for op in sorted({op for op, _ in meta["detached"]}):
-                cut = UnsupportedOp(f"{op} (backward)", DETACHED_REASON,
-                                    tuple(name for o, name in meta["detached"] if o == op))
-                rep = _replace(rep, unsupported=(*rep.unsupported, cut))
-            if b.name not in BACKEND_STYLE:
-                note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
-                rep = _replace(rep, unsupported=(*rep.unsupported, note))
-            reports[b.name] = rep
-        results.append((opts, reports))
+            jobs.setdefault(dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx")), []).append(b)
+        styles = list(jobs.items())
+        reports: dict[str, BackendReport] = {}
+        with contextlib.ExitStack() as children:
+            pending = []
+            if parallel and len(styles) > 1:
+                # On a big model the styles run side by side: every style but the first in a forked child,
+                # which sends each backend's report with its tree as JSON text. The forward IR is built before,
+                # once, and shared (copy-on-write).
+                if not forward:
+                    forward.append(forward_ir(loaded.model, shapes))
+                pending = [children.enter_context(background.Pending(
+                    functools.partial(_style_reports_sent, loaded, style_opts, backends, forward, shapes, depth)))
+                    for style_opts, backends in styles[1:]]
+            for k, (style_opts, backends) in enumerate(styles):
+                if k == 0 or not pending:
+                    reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth))
+                    continue
+                try:
+                    for b in backends:
+                        reports[b.name] = pending[k - 1].next()
+                except background.Lost:  # the child was killed (memory?): this style here after all
+                    reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth))
+        results.append((opts, {b.name: reports[b.name] for b in selected}))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
     g = loaded.model.graph
     info = ModelInfo(name=name, path=loaded.path, sha256=loaded.sha256,

@@ -1,0 +1,84 @@
+"""On a big model the training profiler prices its autodiff styles side by side: every style but the first
+in a forked child, which sends each backend's report with its tree as JSON text (training/profile.py).
+HAWKEYE_ONNX_OVERLAP_NODES=0 forces that path on the small models here; the reference is the in-process
+path (the default below 20k nodes). It must give the very same report, the same one-line errors, and leave
+no child process behind; a child that dies is replaced by the same work in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hawkeye_onnx import background
+from hawkeye_onnx.training import profile as tp
+from hawkeye_onnx.training import profile_train
+from hawkeye_onnx.training.expand import TrainOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ["resnet_cifar_bn", "transformer_block", "mlp", "lenet5_dynamo", "mobilenet_block", "keras_cnn_tf2onnx"]
+RUNS = [TrainOptions(optimizer="sgd"), TrainOptions(optimizer="adam", loss="mse")]
+
+pytestmark = pytest.mark.skipif(not background.AVAILABLE, reason="no os.fork here: the styles run in-process")
+
+
+def _no_children() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_styles_side_by_side_give_the_same_report(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = ROOT / "models" / f"{name}.onnx"
+    reference = profile_train(model, RUNS, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    result = profile_train(model, RUNS, batch=2)
+    assert any(isinstance(r.__dict__["_tree"], tp.JsonTree) for r in result.backends.values())  # sent by a child
+    assert result.to_json() == reference
+    # the records read back from a sent tree's text are the tree the in-process path builds
+    assert json.dumps(result.to_dict(), ensure_ascii=False) + "\n" == reference
+    assert _no_children()
+
+
+@pytest.mark.parametrize("name", ["logreg_sigmoid", "sklearn_logreg", "sklearn_mlp"])
+def test_untrainable_models_get_the_same_answer(name: str) -> None:
+    def run(overlap: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(ROOT / "models" / f"{name}.onnx"),
+                               "--mode", "train", "--batch", "2", "-f", "json", "-q"], capture_output=True, text=True,
+                              cwd=ROOT, env={**os.environ, "HAWKEYE_ONNX_OVERLAP_NODES": overlap})
+
+    parallel, reference = run("0"), run("1000000000")
+    assert reference.returncode != 0 and reference.stderr.count("\n") == 1
+    assert (parallel.returncode, parallel.stderr, parallel.stdout) == \
+        (reference.returncode, reference.stderr, reference.stdout)
+
+
+def test_a_killed_style_child_is_replaced_by_the_work_done_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child of the three-backend style (cryptflow2, cheetah, delphi) sends one report, then dies: the
+    parent prices that style itself."""
+    model = ROOT / "models" / "resnet_cifar_bn.onnx"
+    reference = profile_train(model, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    real_sent, real_reports = tp._style_reports_sent, tp._style_reports
+    here = []
+
+    def dies_after_one(*args: object) -> Iterator[object]:
+        yield next(real_sent(*args))
+        os.kill(os.getpid(), 9)
+
+    def counted(*args: object) -> object:
+        here.append(args[1].style)  # in a child, this list is the child's copy
+        return real_reports(*args)
+
+    monkeypatch.setattr(tp, "_style_reports_sent", dies_after_one)
+    monkeypatch.setattr(tp, "_style_reports", counted)
+    assert profile_train(model, batch=2).to_json() == reference
+    assert here == ["crypten", "onnx"] and _no_children()  # the first style, then the lost one
