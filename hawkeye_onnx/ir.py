@@ -318,6 +318,12 @@ class TensorTable(Mapping[str, Tensor]):
     def shape_list(self) -> list[tuple[int, ...] | None]:
         return self._shape
 
+    def columns(self) -> tuple[dict[str, int], list[tuple[int, ...] | None], list[int], list[bool],
+                               dict[int, np.ndarray]]:
+        """The table's own columns (name -> id, shapes, element types, secrecy, small values by id), for a
+        graph built on this one (the training graph); read them, do not change them."""
+        return self._ids, self._shape, self._dtype, self._secret, self._value
+
     @property
     def ids(self) -> Mapping[str, int]:
         """Tensor name -> its id (its place in `Graph.columns`)."""

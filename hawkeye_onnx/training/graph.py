@@ -12,6 +12,7 @@ plain path.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, Tensor, build_graph
+from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, TensorTable, build_graph
 from hawkeye_onnx.scope import ScopeIndex, _from_slash_name, merge_repeated_calls, raw_scope
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
@@ -72,22 +73,30 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     added = [vi.name for vi in list(g.input)[len(g.input) - len(new_inputs):]] if new_inputs else []
     if data_inputs[:n_orig] != base.inputs or added != list(new_inputs) or len(set(new_inputs)) != len(new_inputs):
         return None
-    if any(x in base.tensors for x in new_inputs) or any(o in base.tensors for o in b.outputs):
+    bt = base.tensors
+    if not isinstance(bt, TensorTable):
+        return None
+    if any(x in bt for x in new_inputs) or any(o in bt for o in b.outputs):
         return None
     head, m = fwd.head, len(new_inputs)
-    items = list(base.tensors.items())
-    tensors: dict[str, Tensor] = dict(items[:head])
-    in_size, in_rank = [], []
+    # The tensors as columns (`ir.TensorTable`): the forward's first `head` (initializers, data inputs), the
+    # new inputs (label, ...), the forward's others, then the emitted nodes' outputs.
+    f_ids, f_shape, f_dtype, _, f_value = bt.columns()
+    in_shape, in_dtype, in_size, in_rank = [], [], [], []
     for vi in list(g.input)[len(g.input) - m:]:
         tt = vi.type.tensor_type
         shape = tuple(d.dim_value for d in tt.shape.dim)
         if any(not d.HasField("dim_value") or d.dim_value <= 0 for d in tt.shape.dim):
             return None
-        tensors[vi.name] = Tensor(vi.name, shape, tt.elem_type, True)
+        in_shape.append(shape)
+        in_dtype.append(tt.elem_type)
         in_size.append(min(math.prod(shape), _SIZE_CLAMP))
         in_rank.append(len(shape))
-    tensors.update(items[head:])
-    ids = {name: i for i, name in enumerate(tensors)}
+    f_names = list(f_ids)
+    ids = dict(zip(itertools.chain(f_names[:head], new_inputs, f_names[head:]), itertools.count()))
+    t_shape = [*f_shape[:head], *in_shape, *f_shape[head:]]
+    t_dtype = [*f_dtype[:head], *in_dtype, *f_dtype[head:]]
+    t_value = {k if k < head else k + m: v for k, v in f_value.items()}
     col = base.columns
     secret = [*col.secret[:head].tolist(), *([True] * m), *col.secret[head:].tolist()]
     size: list[int] = []
@@ -100,7 +109,8 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     scope_cache: dict[str, tuple[str, ...]] = {}
     # per distinct shape: (the shape as plain ints, as read from a proto; its clamped size; its rank)
     norm: dict[tuple[int, ...] | None, tuple[tuple[int, ...], int, int]] = {}
-    records = []
+    records: list[Node] = []
+    new_node = tuple.__new__  # `Node(...)` without its Python-level __new__
     nf = len(base.nodes)
     pad = [-1, -1, -1]
     shape_of, dtype_of, float_type = b.shapes.get, b.dtypes.get, TensorProto.FLOAT
@@ -120,12 +130,15 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
                     return None
                 plain = tuple(int(d) for d in shape)
                 entry = norm[shape] = (plain, min(math.prod(plain), _SIZE_CLAMP), len(plain))
+            if value is not None:
+                t_value[len(secret)] = value
             ids[out] = len(secret)
             size.append(entry[1])
             rank.append(entry[2])
             secret.append(out_secret)
-            tensors[out] = Tensor(out, entry[0], dtype_of(out, float_type), out_secret, value)
-        records.append((i, name, op, domain, inputs, outs, attrs))
+            t_shape.append(entry[0])
+            t_dtype.append(dtype_of(out, float_type))
+        records.append(new_node(Node, (i, name, op, domain, inputs, outs, attrs)))
         prefix = name[: name.rindex("/") + 1]  # every emitted name is `<scope>/<Op>...`
         found = scope_cache.get(prefix)
         if found is None:
@@ -147,8 +160,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     number: dict[tuple[str, ...], int] = {}
     node_scope = [number.setdefault(sc, len(number)) for sc in (*fwd.raw_scopes, *raw_scopes)]
     scope_index = (merge_repeated_calls(list(number)), np.asarray(node_scope, dtype=np.int64))
-    new_node = tuple.__new__
-    nodes = [*base.nodes, *(new_node(Node, r) for r in records)]
+    nodes = [*base.nodes, *records]
 
     def shifted(a: np.ndarray) -> np.ndarray:  # forward tensor ids after the new inputs
         return np.where(a >= head, a + m, a)
@@ -165,6 +177,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         np.concatenate([shifted(col.node_out), np.asarray(out_ids, np.int64)]),
         np.concatenate([col.secret_in, np.asarray(secret_in, bool)]),
         all_groups)
+    tensors = TensorTable(ids, t_shape, t_dtype, secret, t_value)
     graph = Graph(tuple(nodes), tensors, data_inputs, tuple(o.name for o in g.output), inits, base.opset,
                   base.parameters)
     graph.__dict__["columns"] = columns
