@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # validation.opzoo builds the single-op models
@@ -47,3 +51,31 @@ def gt_dir() -> Path:
     if not GROUND_TRUTH.exists():
         pytest.skip("shared/ground-truth is not beside the project")
     return GROUND_TRUTH
+
+
+def no_children() -> bool:
+    """No child process left running or unreaped (a forked worker is waited for, or killed on errors)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def first_then_killed(work: Callable[..., Iterator[object]]) -> Callable[..., Iterator[object]]:
+    """`work` (a background child's generator function) sending its first result, then killed (SIGKILL, as
+    the kernel's out-of-memory killer does): what the parent must survive."""
+    def run(*args: object) -> Iterator[object]:
+        yield next(work(*args))
+        os.kill(os.getpid(), 9)
+
+    return run
+
+
+def counting(fn: Callable[..., T], calls: list) -> Callable[..., T]:
+    """`fn`, appending its arguments to `calls` on each call (a forked child appends to its own copy)."""
+    def run(*args: object) -> T:
+        calls.append(args)
+        return fn(*args)
+
+    return run

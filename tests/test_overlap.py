@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import counting, first_then_killed, no_children
 
 from hawkeye_onnx import background, profile
 from tests.corpus.build import CASES, GOOD_CASES, Case
@@ -22,21 +22,12 @@ MODELS = sorted((ROOT / "models").glob("*.onnx"))
 pytestmark = pytest.mark.skipif(not background.AVAILABLE, reason="no os.fork here: the pipeline runs in-process")
 
 
-def _no_children() -> bool:
-    """No child process left running or unreaped (the fork's child is waited for, or killed on errors)."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
-
-
 @pytest.mark.parametrize("model", MODELS, ids=lambda p: p.stem)
 def test_overlapped_report_equals_in_process(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reference = profile(model, batch=2).to_json()
     monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
     assert profile(model, batch=2).to_json() == reference
-    assert _no_children()
+    assert no_children()
 
 
 def _run(path: Path, args: tuple[str, ...], overlap: str) -> subprocess.CompletedProcess:
@@ -72,7 +63,7 @@ def test_a_killed_worker_is_replaced_by_the_work_done_in_process(monkeypatch: py
     monkeypatch.setattr(background.Pending, "__init__", killed)
     result = profile(model, batch=2)
     assert result.to_json() == reference
-    assert _no_children()
+    assert no_children()
 
 
 def test_a_worker_killed_after_the_shapes_leaves_the_module_index_to_the_parent(
@@ -82,18 +73,8 @@ def test_a_worker_killed_after_the_shapes_leaves_the_module_index_to_the_parent(
     model = MODELS[0]
     reference = profile(model, batch=2).to_json()
     monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
-    real_work, real_index = pipeline._background_work, pipeline._module_index
-    made_here = []
-
-    def dies_after_the_shapes(*args: object) -> Iterator[object]:
-        yield next(real_work(*args))
-        os.kill(os.getpid(), 9)
-
-    def index_here(*args: object) -> object:
-        made_here.append(True)
-        return real_index(*args)
-
-    monkeypatch.setattr(pipeline, "_background_work", dies_after_the_shapes)
-    monkeypatch.setattr(pipeline, "_module_index", index_here)
+    made_here: list = []
+    monkeypatch.setattr(pipeline, "_background_work", first_then_killed(pipeline._background_work))
+    monkeypatch.setattr(pipeline, "_module_index", counting(pipeline._module_index, made_here))
     assert profile(model, batch=2).to_json() == reference
-    assert made_here == [True] and _no_children()
+    assert len(made_here) == 1 and no_children()

@@ -10,10 +10,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import counting, first_then_killed, no_children
 
 from hawkeye_onnx import background
 from hawkeye_onnx.training import profile as tp
@@ -27,14 +27,6 @@ RUNS = [TrainOptions(optimizer="sgd"), TrainOptions(optimizer="adam", loss="mse"
 pytestmark = pytest.mark.skipif(not background.AVAILABLE, reason="no os.fork here: the styles run in-process")
 
 
-def _no_children() -> bool:
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_styles_side_by_side_give_the_same_report(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     model = ROOT / "models" / f"{name}.onnx"
@@ -45,7 +37,7 @@ def test_styles_side_by_side_give_the_same_report(name: str, monkeypatch: pytest
     assert result.to_json() == reference
     # the records read back from a sent tree's text are the tree the in-process path builds
     assert json.dumps(result.to_dict(), ensure_ascii=False) + "\n" == reference
-    assert _no_children()
+    assert no_children()
 
 
 @pytest.mark.parametrize("name", ["logreg_sigmoid", "sklearn_logreg", "sklearn_mlp"])
@@ -67,18 +59,9 @@ def test_a_killed_style_child_is_replaced_by_the_work_done_in_process(monkeypatc
     model = ROOT / "models" / "resnet_cifar_bn.onnx"
     reference = profile_train(model, batch=2).to_json()
     monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
-    real_sent, real_reports = tp._style_reports_sent, tp._style_reports
-    here = []
-
-    def dies_after_one(*args: object) -> Iterator[object]:
-        yield next(real_sent(*args))
-        os.kill(os.getpid(), 9)
-
-    def counted(*args: object) -> object:
-        here.append(args[1].style)  # in a child, this list is the child's copy
-        return real_reports(*args)
-
-    monkeypatch.setattr(tp, "_style_reports_sent", dies_after_one)
-    monkeypatch.setattr(tp, "_style_reports", counted)
+    here: list = []
+    monkeypatch.setattr(tp, "_style_reports_sent", first_then_killed(tp._style_reports_sent))
+    monkeypatch.setattr(tp, "_style_reports", counting(tp._style_reports, here))
     assert profile_train(model, batch=2).to_json() == reference
-    assert here == ["crypten", "onnx"] and _no_children()  # the first style, then the lost one
+    assert [args[1].style for args in here] == ["crypten", "onnx"]  # the first style, then the lost one
+    assert no_children()
