@@ -135,6 +135,14 @@ def merge_repeated_calls(scopes: Sequence[tuple[str, ...]]) -> list[tuple[str, .
     return out
 
 
+def prefix_scope(prefix: str) -> tuple[str, ...]:
+    """The module path of every node named `<prefix><Op>` (`prefix` ends with `/`), as `scope_of` reads a
+    slash-scoped name without metadata; a TorchScript prefix (`/a/b/`, no backward part) directly."""
+    if prefix[0] == "/" and "_Grad" not in prefix:
+        return tuple(filter(None, prefix.split("/")))
+    return _from_slash_name(prefix + "x")
+
+
 def raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """`scope_of(nd)`, memoised by name prefix for slash-scoped names without metadata (the segments of
     `/a/b/Conv` depend on `/a/b/` only, which scope_of reads with `_from_slash_name`); before
@@ -145,7 +153,7 @@ def raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[st
     prefix = name[: name.rindex("/") + 1]
     found = cache.get(prefix)
     if found is None:
-        found = cache[prefix] = _from_slash_name(prefix + "x")
+        found = cache[prefix] = prefix_scope(prefix)
     return found
 
 
@@ -163,12 +171,8 @@ def scope_index(nodes: Iterable[onnx.NodeProto], metadata: bool = True) -> Scope
             prefix = name[: name.rindex("/") + 1]
             k = by_prefix.get(prefix)
             if k is None:
-                if prefix[0] == "/" and "_Grad" not in prefix:  # TorchScript: `_from_slash_name`, inlined
-                    found = tuple(filter(None, prefix.split("/")))
-                else:
-                    found = _from_slash_name(prefix + "x")
                 k = by_prefix[prefix] = len(raw)
-                raw.append(found)
+                raw.append(prefix_scope(prefix))
         else:
             found = scope_of(nd)
             k = by_prefix.get(found)

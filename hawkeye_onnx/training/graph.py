@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto
 
 from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, TensorTable, build_graph
-from hawkeye_onnx.scope import ScopeIndex, _from_slash_name, merge_repeated_calls, raw_scope
+from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, raw_scope
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
 
@@ -148,7 +148,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
             key = prefix[:cut] if prefix.endswith("_Grad/") else prefix
             found = scope_cache.get(key)
             if found is None:
-                found = scope_cache[key] = _from_slash_name(prefix + "x")
+                found = scope_cache[key] = prefix_scope(prefix)
             scope_cache[prefix] = found
         raw_scopes.append(found)
         in_rows.append((in_ids + pad)[:3])
