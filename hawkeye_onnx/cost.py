@@ -17,7 +17,7 @@ import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
-from hawkeye_onnx.ir import Graph, TensorTable, op_key, paused_gc
+from hawkeye_onnx.ir import Graph, op_key, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
@@ -216,9 +216,8 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     dup = ((a == b) & (a >= 0)) | ((a == c) & (a >= 0)) | ((b == c) & (b >= 0))
     out = set((np.flatnonzero(dup & ~is_identity[lo:hi]) + lo).tolist())
     wide = [n for n in graph.nodes[lo:hi] if len(n.inputs) > 3 and n.op_type != "Identity"]  # Concat, ...
-    if wide:  # by name: tensor name -> id in `graph.columns` (the order of `graph.tensors`)
-        tensors = graph.tensors
-        ids = tensors.ids if isinstance(tensors, TensorTable) else {name: i for i, name in enumerate(tensors)}
+    if wide:  # by name
+        ids = graph.tensor_ids
         for node in wide:
             read = [int(canon[ids[x]]) for x in node.inputs if x]
             if len(set(read)) < len(read):

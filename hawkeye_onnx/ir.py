@@ -86,11 +86,16 @@ class Graph:
         return self.tensors.get(name) if name else None
 
     @cached_property
+    def tensor_ids(self) -> Mapping[str, int]:
+        """Tensor name -> its id in `columns` (the order of `tensors`)."""
+        tensors = self.tensors
+        return tensors.ids if isinstance(tensors, TensorTable) else {name: i for i, name in enumerate(tensors)}
+
+    @cached_property
     def is_initializer(self) -> np.ndarray:
         """Per tensor id in `columns`: whether it is an initializer."""
-        tensors = self.tensors
-        ids = tensors.ids if isinstance(tensors, TensorTable) else {name: i for i, name in enumerate(tensors)}
-        out = np.zeros(len(tensors), dtype=bool)
+        ids = self.tensor_ids
+        out = np.zeros(len(self.tensors), dtype=bool)
         out[[ids[name] for name in self.initializers if name in ids]] = True
         return out
 
