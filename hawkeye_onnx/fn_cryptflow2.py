@@ -65,8 +65,7 @@ def _sum_ceil8(m: np.ndarray, n: np.ndarray) -> np.ndarray:
     up to 64, and SCI's sender loops over it): ceil(x / 8) = (x + (-x mod 8)) / 8, and -m*j mod 8 repeats
     in j with a period that divides 8."""
     residues = [(-m * j) % 8 for j in range(1, 9)]
-    period = residues[0] + residues[1] + residues[2] + residues[3] + residues[4] + residues[5] + residues[6] \
-        + residues[7]
+    period = sum(residues)
     rest = n % 8
     partial = np.zeros_like(m)
     for j in range(1, 8):
