@@ -70,6 +70,13 @@ class TreeNode(NamedTuple):
         d["children"] = [c.to_dict() for c in self.children]
         return d
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TreeNode:
+        """The record `to_dict` gave (its children too)."""
+        on, off = d["online"], d["offline"]
+        return cls(d["name"], d["kind"], Totals.of([on["bytes"], on["rounds"], off["bytes"], off["rounds"]]),
+                   tuple(cls.from_dict(c) for c in d["children"]), d.get("op_type"), d.get("calls"))
+
     def find(self, *path: str) -> TreeNode | None:
         """The descendant reached by following child names, e.g. `tree.find("layer1", "layer1.0")`."""
         here: TreeNode | None = self
@@ -112,6 +119,20 @@ class _LazyTree:
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__["_tree"] = value
+
+
+class JsonTree:
+    """A tree source for `BackendReport.tree` holding the tree's JSON text (made in another process):
+    `json()` gives the text, `build()` the TreeNode records, read back from it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def json(self) -> str:
+        return self.text
+
+    def build(self) -> TreeNode:
+        return TreeNode.from_dict(json.loads(self.text))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 from conftest import counting, first_then_killed, no_children
 
 from hawkeye_onnx import background
+from hawkeye_onnx.result import JsonTree
 from hawkeye_onnx.training import profile as tp
 from hawkeye_onnx.training import profile_train
 from hawkeye_onnx.training.expand import TrainOptions
@@ -33,7 +34,7 @@ def test_styles_side_by_side_give_the_same_report(name: str, monkeypatch: pytest
     reference = profile_train(model, RUNS, batch=2).to_json()
     monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
     result = profile_train(model, RUNS, batch=2)
-    assert any(isinstance(r.__dict__["_tree"], tp.JsonTree) for r in result.backends.values())  # sent by a child
+    assert any(isinstance(r.__dict__["_tree"], JsonTree) for r in result.backends.values())  # sent by a child
     assert result.to_json() == reference
     # the records read back from a sent tree's text are the tree the in-process path builds
     assert json.dumps(result.to_dict(), ensure_ascii=False) + "\n" == reference

@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -32,7 +32,7 @@ from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS, overlap_min_nodes
-from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, Totals, TreeNode, UnsupportedOp
+from hawkeye_onnx.result import BackendReport, JsonTree, ModelInfo, Profile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.scope import scope_index
 from hawkeye_onnx.training.expand import (
@@ -221,26 +221,6 @@ def _style_reports_sent(loaded: LoadedModel, style_opts: TrainOptions, backends:
         for b in backends:
             rep = reports.pop(b.name)
             yield _replace(rep, tree=JsonTree(rep.tree_json()))
-
-
-class JsonTree:
-    """A module tree as its JSON text (made in another process): `json()` gives the text, `build()` the
-    TreeNode records, read back from it."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def json(self) -> str:
-        return self.text
-
-    def build(self) -> TreeNode:
-        return _tree_node(json.loads(self.text))
-
-
-def _tree_node(d: dict[str, Any]) -> TreeNode:
-    on, off = d["online"], d["offline"]
-    return TreeNode(d["name"], d["kind"], Totals.of([on["bytes"], on["rounds"], off["bytes"], off["rounds"]]),
-                    tuple(_tree_node(c) for c in d["children"]), d.get("op_type"), d.get("calls"))
 
 
 def _profile_train(
