@@ -14,6 +14,7 @@ at once (`os._exit`: no cleanup of the parent's inherited state, no output).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import signal
@@ -85,6 +86,22 @@ class Pending:
 
 
 _HEAD = 8  # bytes of each message's length, before its pickle
+_M_MXFAST = 1  # glibc's mallopt parameter: the largest block size kept in "fast bins"
+
+
+def coalesce_frees() -> None:
+    """Make glibc's malloc merge small freed blocks as they are freed (`mallopt(M_MXFAST, 0)`), in a child.
+
+    Why: onnx's C++ shape inference frees millions of small blocks when it returns. glibc keeps them unmerged
+    in "fast bins", and the next large allocation (protobuf's arena reading the inferred model) first merges
+    them all: 1.5 s at 1M nodes, on the path the parent waits on. Without fast bins the same read takes 0.05 s
+    and inference is no slower (1M nodes: 9.2-10.2 s against 10.3-10.8 s). A no-op where the C library has
+    no `mallopt` (not glibc)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MXFAST, 0)
 
 
 def _send(fh: BinaryIO, payload: tuple[bool, Any]) -> None:

@@ -27,6 +27,8 @@ import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 from hawkeye_onnx.errors import ModelError
+from hawkeye_onnx.shapes import SIZE_CLAMP as _SIZE_CLAMP
+from hawkeye_onnx.shapes import UNKNOWN, ShapeTable, value_shapes
 
 #: Ops whose outputs are public whatever their inputs: they reveal only shapes, or make constants.
 PUBLIC_OUTPUT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "EyeLike", "Range"})
@@ -128,7 +130,6 @@ class Graph:
 
 
 #: Element counts are clamped here in `Columns.size`: anything above `opvars.MAX_ELEMENTS` is refused anyway.
-_SIZE_CLAMP = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -197,24 +198,6 @@ def _attr_value(attr: AttributeProto) -> Any:
     return None if get is None else get(attr)
 
 
-def _shape_of(type_proto: onnx.TypeProto) -> tuple[tuple[int, ...] | None, int]:
-    if not type_proto.HasField("tensor_type"):
-        return None, 0
-    tt = type_proto.tensor_type
-    if not tt.HasField("shape"):
-        return None, tt.elem_type
-    values = tuple(d.dim_value for d in tt.shape.dim)  # 0 for a symbolic or missing dim
-    if min(values, default=1) > 0:
-        return values, tt.elem_type
-    dims: list[int] = []
-    for d in tt.shape.dim:
-        if d.HasField("dim_value") and d.dim_value >= 0:
-            dims.append(d.dim_value)
-        else:
-            return None, tt.elem_type
-    return tuple(dims), tt.elem_type
-
-
 #: Fixed-width types whose raw bytes numpy reads as they are (little-endian, as ONNX stores them).
 _RAW_DTYPES = {TensorProto.FLOAT: "<f4", TensorProto.DOUBLE: "<f8", TensorProto.INT64: "<i8",
                TensorProto.INT32: "<i4", TensorProto.INT8: "i1", TensorProto.UINT8: "u1"}
@@ -249,13 +232,8 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-#: Static shape, element type, element count (clamped, `Columns.size`) and rank of each named value, as
-#: `value_shapes` reads them from a graph (-1, -1 for an unknown shape).
-Shapes = dict[str, tuple[tuple[int, ...] | None, int, int, int]]
-
-
 def build_graph(model: onnx.ModelProto, public_weights: bool = False,
-                shapes: Callable[[], Shapes] | None = None) -> Graph:
+                shapes: Callable[[], ShapeTable] | None = None) -> Graph:
     """Build the IR from a model whose shapes have been inferred (value_info filled), with its column
     view (`Graph.columns`) filled in the same pass: one Python loop over the protobuf nodes.
 
@@ -272,32 +250,13 @@ class Structure:
     can be inferred in another process while the structure is read."""
 
     nodes: tuple[Node, ...]
-    finish: Callable[[Shapes], Graph]
+    finish: Callable[[ShapeTable], Graph]
 
 
 def read_structure(model: onnx.ModelProto, public_weights: bool = False) -> Structure:
     """The first half of `build_graph`: one Python loop over the protobuf nodes, no shape read."""
     with paused_gc():
         return _read_structure(model, public_weights)
-
-
-def value_shapes(g: onnx.GraphProto) -> Shapes:
-    """The static shape (None if any dim is unknown), element type, element count and rank of every input,
-    value_info and output. A model repeats a few types (`float[1,64,56,56]`) over and over: each distinct
-    type's bytes are read into a shape once (0.7 -> 0.3 s for 200k values)."""
-    with paused_gc():
-        shapes: Shapes = {}
-        seen: dict[bytes, tuple[tuple[int, ...] | None, int, int, int]] = {}
-        for vi in (*g.input, *g.value_info, *g.output):
-            t = vi.type
-            key = t.SerializeToString()
-            found = seen.get(key)
-            if found is None:
-                shape, dtype = _shape_of(t)
-                found = seen[key] = (shape, dtype, -1, -1) if shape is None else \
-                    (shape, dtype, min(math.prod(shape), _SIZE_CLAMP), len(shape))
-            shapes[vi.name] = found
-        return shapes
 
 
 class TensorTable(Mapping[str, Tensor]):
@@ -410,10 +369,10 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
     n_inits = len(t_shape)  # the initializers are the first tensors (ids 0 .. n_inits - 1)
     data_inputs = tuple(vi.name for vi in g.input if vi.name not in inits)
     # Graph inputs and node outputs get their shapes once the structure is read (`read_shapes`).
-    shaped: list[tuple[int, str]] = []
+    shaped: list[int] = []  # their tensor ids
     for name in data_inputs:
         add(name, None, 0, True, None)
-        shaped.append((ids[name], name))
+        shaped.append(ids[name])
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     raw: list[Node] = []
@@ -460,7 +419,7 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
                 t_secret.append(secret)
                 if secret:
                     secret_names.add(out)
-            shaped.append((ids[out], out))
+            shaped.append(ids[out])
         if "value" in attrs:
             attrs["value"] = "<tensor>"
         raw.append(new_node(Node, (i, name, op_type, domain, inputs, outputs, attrs)))
@@ -478,26 +437,33 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
                  np.asarray(out_ids, dtype=np.int64), np.asarray(secret_in, dtype=bool),
                  {k: np.asarray(v, dtype=np.int64) for k, v in groups.items()})
     del in_rows, out_ids, secret_in, groups
+    tids = np.asarray(shaped, dtype=np.int64)
+    is_shaped = np.zeros(len(t_shape), dtype=bool)
+    is_shaped[tids] = True
 
-    def finish(shapes: Shapes) -> Graph:
+    def finish(shapes: ShapeTable) -> Graph:
         """The second half: each graph input's and node output's shape, then the Graph and its columns
         (element counts and ranks: the initializers' from their dims, the others' as `shapes` has them)."""
         clamp, prod = _SIZE_CLAMP, math.prod
         n = len(t_shape)
-        t_size = [min(prod(s), clamp) for s in t_shape[:n_inits]] + [-1] * (n - n_inits)  # type: ignore[arg-type]
-        t_rank = [len(s) for s in t_shape[:n_inits]] + [-1] * (n - n_inits)  # type: ignore[arg-type]
-        unknown = (None, 0, -1, -1)
-        for tid, name in shaped:
-            shape, t_dtype[tid], size, rank = shapes.get(name, unknown)
-            if shape is None and tid in t_value:  # a small Constant whose output inference left out
-                shape = tuple(t_value[tid].shape)
-                size, rank = min(prod(shape), clamp), len(shape)
-            t_shape[tid], t_size[tid], t_rank[tid] = shape, size, rank
+        t_size = np.asarray([min(prod(s), clamp) for s in t_shape[:n_inits]] + [-1] * (n - n_inits),  # type: ignore[arg-type]
+                            dtype=np.int64)
+        t_rank = np.asarray([len(s) for s in t_shape[:n_inits]] + [-1] * (n - n_inits), dtype=np.int64)  # type: ignore[arg-type]
+        types = (*shapes.types, UNKNOWN)  # a name without an entry: kind -1, the last
+        kinds = shapes.kinds_by_id(ids, n)[tids]
+        t_size[tids] = np.asarray([t[2] for t in types], dtype=np.int64)[kinds]
+        t_rank[tids] = np.asarray([t[3] for t in types], dtype=np.int64)[kinds]
+        type_shape, type_dtype = [t[0] for t in types], [t[1] for t in types]
+        for tid, k in zip(shaped, kinds.tolist(), strict=True):
+            t_shape[tid], t_dtype[tid] = type_shape[k], type_dtype[k]
+        for tid, value in t_value.items():
+            if t_shape[tid] is None and is_shaped[tid]:  # a small Constant whose output inference left out
+                shape = t_shape[tid] = tuple(value.shape)
+                t_size[tid], t_rank[tid] = min(prod(shape), clamp), len(shape)
         tensors = TensorTable(ids, t_shape, t_dtype, t_secret, t_value)
         graph = Graph(nodes, tensors, data_inputs, outputs, inits, opset, parameters)
         graph.__dict__["is_initializer"] = np.arange(n) < n_inits
-        graph.__dict__["columns"] = Columns(np.asarray(t_size, dtype=np.int64), np.asarray(t_rank, dtype=np.int64),
-                                            *shapeless)
+        graph.__dict__["columns"] = Columns(t_size, t_rank, *shapeless)
         return graph
 
     return Structure(nodes, finish)

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+import onnx.onnx_cpp2py_export.shape_inference as _shape_inference  # bytes in, bytes out (no parse)
 from google.protobuf.message import DecodeError
 from onnx import TensorProto
 
 from hawkeye_onnx.errors import ModelError, ShapeError
+from hawkeye_onnx.shapes import ShapeTable, table_from_model_bytes
 
 #: The oldest opset whose ops we know how to read (attributes moved to inputs over time).
 MIN_OPSET = 7
@@ -237,10 +239,20 @@ def bind(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None = N
 
 def infer(bound: BoundModel) -> onnx.ModelProto:
     """onnx's shape inference (with data propagation) of a bound model; ModelError when it fails."""
+    return onnx.load_from_string(_inferred_bytes(bound))
+
+
+def infer_table(bound: BoundModel) -> ShapeTable:
+    """`value_shapes(infer(bound).graph)`, read from the inferred model's bytes without parsing the model
+    (`shapes.table_from_model_bytes`: 0.5 s instead of 2.7 s at 1M nodes)."""
+    return table_from_model_bytes(_inferred_bytes(bound))
+
+
+def _inferred_bytes(bound: BoundModel) -> bytes:
     try:
         # an unchanged file's own bytes spare infer_shapes re-serialising the model (0.2 s at 200k nodes)
-        return onnx.shape_inference.infer_shapes(bound.model if bound.data is None else bound.data, check_type=False,
-                                                 strict_mode=False, data_prop=True)
+        return _shape_inference.infer_shapes(bound.model.SerializeToString() if bound.data is None else bound.data,
+                                             False, False, True)  # check_type, strict_mode, data_prop
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{bound.shown}: shape inference failed: {first[:300]}") from None

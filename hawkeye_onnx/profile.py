@@ -21,13 +21,14 @@ from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report, node_names_json
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import ParamError
-from hawkeye_onnx.ir import Graph, Shapes, build_graph, paused_gc, read_structure, value_shapes
+from hawkeye_onnx.ir import Graph, build_graph, paused_gc, read_structure
 from hawkeye_onnx.load import (
     BoundModel,
     LoadedModel,
     ReadModel,
     bind,
     infer,
+    infer_table,
     loaded,
     ort_symbolic,
     read_model,
@@ -36,6 +37,7 @@ from hawkeye_onnx.load import (
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.scope import METADATA_KEYS, scope_index
+from hawkeye_onnx.shapes import ShapeTable
 
 CONVENTIONS = {
     "bytes": "bytes put on the wire by all parties together (each framework's own counter convention)",
@@ -120,7 +122,7 @@ def _load_and_build(model: str | os.PathLike | onnx.ModelProto, input_shapes: Ma
         try:
             shapes = pending.next()
         except background.Lost:  # the child was killed (memory?): infer here after all
-            shapes = value_shapes(infer(bound).graph)
+            shapes = infer_table(bound)
         with paused_gc():
             graph = structure.finish(shapes)
 
@@ -153,15 +155,16 @@ def _module_index(model: onnx.ModelProto, graph: Graph) -> ModuleIndex:
 
 
 def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
-                     batch: int | None) -> Iterator[Shapes | ModuleIndex]:
+                     batch: int | None) -> Iterator[ShapeTable | ModuleIndex]:
     """The background child's work: bind its own copy of the model and infer; then the module index, from the
     node names. With nothing to bind, the file's bytes go to inference as they are (the parent runs the
     checks `bind` makes, and stops us if one fails)."""
+    background.coalesce_frees()
     if not input_shapes and batch is None and read.data is not None:
         bound = BoundModel(read.model, read.path, read.sha256, read.data, read.path or "<model>")
     else:
         bound = bind(read, input_shapes, batch)
-    yield value_shapes(infer(bound).graph)  # first: the parent waits for it (the inferred model is freed)
+    yield infer_table(bound)  # first: the parent waits for it
     nodes = bound.model.graph.node
     metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)
     yield ModuleIndex(scope_index(nodes, metadata), nodes)  # pickled with its JSON parts (`__getstate__`)
