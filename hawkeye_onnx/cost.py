@@ -24,6 +24,13 @@ from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_v
 #: Four quantities per node: online bytes, online rounds, offline bytes, offline rounds.
 QUANTITIES = ("online_bytes", "online_rounds", "offline_bytes", "offline_rounds")
 
+#: `_group_env`'s entry for each node's class of equal shape-variable rows (not a name a rule can spell).
+ROW_CLASS = "#rows"
+#: From this many nodes, a rule variant is evaluated once per distinct row of variables (`_row_classes`).
+DEDUP_MIN = 64
+#: Odd 64-bit multipliers of the row hash (fixed: the same classes on every run).
+_HASH = np.random.default_rng(0x4A57).integers(1, 2**62, 256, dtype=np.int64) | 1
+
 
 @dataclass(frozen=True)
 class StepCost:
@@ -177,11 +184,29 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
                 continue
             sub = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape == mask.shape else v) for k, v in env.items()}
             count = int(mask.sum())
+            chosen = indices[mask]
+            # Formulas are functions of a node's variables alone: a big model repeats a few rows of them
+            # thousands of times, so each distinct row is evaluated once and the results spread back.
+            n, spread = count, None
+            classes = sub.get(ROW_CLASS)
+            if isinstance(classes, np.ndarray) and count >= DEDUP_MIN:
+                for param in backend.node_sets:  # 0 or 1 per node, this backend's own
+                    flag = sub.get(node_set_var(param))
+                    if isinstance(flag, np.ndarray) and flag.shape == classes.shape:
+                        classes = classes * 2 + flag
+                _, first, spread = np.unique(classes, return_index=True, return_inverse=True)
+                if len(first) < count:
+                    sub = {k: (v[first] if isinstance(v, np.ndarray) and v.shape == (count,) else v)
+                           for k, v in sub.items()}
+                    n = len(first)
+                else:
+                    spread = None
             for name, expr in variant.lets:
                 sub[name] = _call(expr, sub, backend, ctx)
-            chosen = indices[mask]
             for step in variant.steps:
-                calls, cost = evaluator.step(step, sub, count, ctx)
+                calls, cost = evaluator.step(step, sub, n, ctx)
+                if spread is not None:
+                    calls, cost = calls[spread], cost[spread]
                 total = calls[:, None] * cost
                 node_cost[chosen] += total
                 steps.append(StepCost(step.prim, chosen, calls, total, batch))
@@ -250,5 +275,33 @@ def _group_env(graph: Graph, key: str) -> dict[str, object]:
             for j, name in enumerate(extra.names):
                 col = table[:, j]
                 env[name] = col.astype(np.float64) if any(isinstance(x, float) for x in col) else col.astype(np.int64)
+        classes = _row_classes(env, len(idx))
+        if classes is not None:
+            env[ROW_CLASS] = classes
         cache[key] = env
     return dict(env)
+
+
+def _row_classes(env: Mapping[str, object], m: int) -> np.ndarray | None:
+    """Per node of a group of `m`, a class number shared exactly by the nodes whose variables in `env` are all
+    equal (floats by their bits); None where a variable is not a plain number per node."""
+    cols = []
+    for v in env.values():
+        if not isinstance(v, np.ndarray):
+            continue  # a scalar: the same for every node
+        if v.shape != (m,) or v.dtype.kind not in "biuf" or v.dtype.itemsize > 8:
+            return None
+        cols.append(v.astype(np.float64, copy=False).view(np.int64) if v.dtype.kind == "f"
+                    else v.astype(np.int64, copy=False))
+    if not cols:
+        return np.zeros(m, dtype=np.int64)
+    if len(cols) > len(_HASH):
+        return None
+    table = np.column_stack(cols)
+    with np.errstate(over="ignore"):
+        hashed = table @ _HASH[:len(cols)]  # wraps around mod 2^64
+    _, first, classes = np.unique(hashed, return_index=True, return_inverse=True)
+    if not np.array_equal(table[first[classes]], table):  # two different rows hashed alike: compare rows
+        keys = np.ascontiguousarray(table).view(np.dtype((np.void, 8 * len(cols)))).ravel()
+        _, classes = np.unique(keys, return_inverse=True)
+    return classes.reshape(m)
