@@ -189,7 +189,13 @@ def _timed(cmd: list[str], sample_pss: bool = False) -> tuple[float, float, floa
     Sampling PSS is not free: reading /proc/PID/smaps_rollup walks the page tables of a process of GBs and
     holds its memory lock meanwhile, and the sampler needs a core. On a 2-core machine it slowed the
     two-process report at 1M nodes from 35 s to 46 s and left the one-process floor alone; so wall times
-    come from runs without the sampler and PSS from a run of its own."""
+    come from runs without the sampler and PSS from a run of its own.
+
+    Every run starts with the earlier runs' written files on disk (`os.sync`): both commands write hundreds of
+    MB (the inferred model, the JSON), and a run that shares the disk with the previous one's writeback was
+    up to 1.3 s slower at 200k nodes."""
+    if hasattr(os, "sync"):
+        os.sync()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
     peak = [0.0]
