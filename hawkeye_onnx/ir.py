@@ -129,9 +129,6 @@ class Graph:
         return _columns(self)
 
 
-#: Element counts are clamped here in `Columns.size`: anything above `opvars.MAX_ELEMENTS` is refused anyway.
-
-
 @dataclass(frozen=True)
 class Columns:
     """The graph as arrays: what the cost stage reads for every node, so that it reads it per op group

@@ -21,7 +21,8 @@ import numpy as np
 import onnx
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-#: Element counts are clamped here (an absurd shape's product must not overflow an int64 column).
+#: Element counts are clamped here (`Columns.size`: an absurd shape's product must not overflow an int64 column;
+#: anything above `opvars.MAX_ELEMENTS` is refused anyway).
 SIZE_CLAMP = 1 << 62
 
 #: (static shape or None if any dim is unknown, element type, element count clamped at SIZE_CLAMP or -1, rank or -1)
