@@ -88,6 +88,7 @@ def test_non_utf8_name_names_no_tensor() -> None:
     assert resolved(fast) == resolved(value_shapes(onnx.load_from_string(data).graph))
     ids = {"ok": 0}
     assert fast.kinds_by_id(ids, 1).tolist() == [fast.kinds[1]]
+    assert resolved(pickle.loads(pickle.dumps(fast))) == resolved(fast)  # a name that is bytes: sent as a list
 
 
 def test_kinds_by_id_takes_each_names_last_entry() -> None:
