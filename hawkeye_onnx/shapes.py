@@ -112,9 +112,12 @@ def value_shapes(g: onnx.GraphProto) -> ShapeTable:
 
 
 @functools.cache
-def _model_view() -> type:
+def _model_view() -> type | None:
     """A message class that reads a serialized ModelProto's graph input, output and value_info records as raw
-    bytes and skips everything else (same field numbers as onnx.proto: protobuf reads a message field as bytes)."""
+    bytes and skips everything else (same field numbers as onnx.proto: protobuf reads a message field as bytes);
+    None with a protobuf too old to make classes at run time (no `message_factory.GetMessageClass`)."""
+    if not hasattr(message_factory, "GetMessageClass"):
+        return None
     graph_fields = onnx.GraphProto.DESCRIPTOR.fields_by_name
     field = descriptor_pb2.FieldDescriptorProto
     fd = descriptor_pb2.FileDescriptorProto(name="hawkeye_onnx/model_view.proto", package="hawkeye_onnx_view",
@@ -164,7 +167,10 @@ def _table(records: Iterable[bytes], fast: bool) -> ShapeTable | None:
 
 def table_from_model_bytes(data: bytes) -> ShapeTable:
     """`value_shapes(onnx.load_from_string(data).graph)`, without parsing the model."""
-    g = _model_view().FromString(data).graph
+    view = _model_view()
+    if view is None:
+        return value_shapes(onnx.load_from_string(data).graph)
+    g = view.FromString(data).graph
     records = [*g.input, *g.value_info, *g.output]
     fast = all(len(r) > 1 and r[0] == 0x0A and r[1] < 0x80 and r[1] + 2 <= len(r) for r in records)
     table = _table(records, fast) if fast else None

@@ -133,3 +133,12 @@ def test_mutated_bytes_read_the_same_wherever_protobuf_reads_them(data: bytes) -
     except Exception:  # not a model: the table is never read from such bytes (they come from shape inference)
         return
     assert resolved(table_from_model_bytes(data)) == resolved(value_shapes(graph))
+
+
+def test_without_a_runtime_message_class_the_model_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old protobuf (no `message_factory.GetMessageClass`): the table comes from the parsed model."""
+    from hawkeye_onnx import shapes
+
+    data = INFERRED["lenet5.onnx"]
+    monkeypatch.setattr(shapes, "_model_view", lambda: None)
+    assert resolved(shapes.table_from_model_bytes(data)) == resolved(value_shapes(onnx.load_from_string(data).graph))
