@@ -143,25 +143,13 @@ def prefix_scope(prefix: str) -> tuple[str, ...]:
     return _from_slash_name(prefix + "x")
 
 
-def raw_scope(nd: onnx.NodeProto, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """`scope_of(nd)`, memoised by name prefix for slash-scoped names without metadata (the segments of
-    `/a/b/Conv` depend on `/a/b/` only, which scope_of reads with `_from_slash_name`); before
-    `merge_repeated_calls`, which needs the whole graph's scopes."""
-    name = nd.name
-    if "/" not in name or len(nd.metadata_props):
-        return scope_of(nd)
-    prefix = name[: name.rindex("/") + 1]
-    found = cache.get(prefix)
-    if found is None:
-        found = cache[prefix] = prefix_scope(prefix)
-    return found
-
-
-def scope_index(nodes: Iterable[onnx.NodeProto], metadata: bool = True) -> ScopeIndex:
-    """`scope_of` of every node, merged (`merge_repeated_calls`) and numbered. A big model has one scope per
-    few nodes: a slash-scoped name's segments are read once per name prefix (`/a/b/` for `/a/b/Conv`).
-    `metadata=False`: the caller knows that no node has the metadata `scope_of` reads (`METADATA_KEYS` are
-    not in the model's bytes), which spares reading every node's metadata list (0.1 s at 200k nodes)."""
+def raw_scopes(nodes: Iterable[onnx.NodeProto], metadata: bool = True) -> tuple[list[tuple[str, ...]], list[int]]:
+    """`scope_of` of every node, before `merge_repeated_calls` (which needs the whole graph's scopes), numbered:
+    the scopes in the order nodes first reach them (equal ones may repeat) and each node's number. A big model
+    has one scope per few nodes: a slash-scoped name's segments are read once per name prefix (`/a/b/` for
+    `/a/b/Conv`). `metadata=False`: the caller knows that no node has the metadata `scope_of` reads
+    (`METADATA_KEYS` are not in the model's bytes), which spares reading every node's metadata list (0.1 s at
+    200k nodes)."""
     by_prefix: dict[str | tuple[str, ...], int] = {}  # a name prefix, or a scope read from metadata -> its number
     raw: list[tuple[str, ...]] = []
     node_scope: list[int] = []
@@ -180,4 +168,10 @@ def scope_index(nodes: Iterable[onnx.NodeProto], metadata: bool = True) -> Scope
                 k = by_prefix[found] = len(raw)
                 raw.append(found)
         node_scope.append(k)
+    return raw, node_scope
+
+
+def scope_index(nodes: Iterable[onnx.NodeProto], metadata: bool = True) -> ScopeIndex:
+    """`raw_scopes`, merged (`merge_repeated_calls`): the index the module tree is built from."""
+    raw, node_scope = raw_scopes(nodes, metadata)
     return merge_repeated_calls(raw), np.asarray(node_scope, dtype=np.int64)

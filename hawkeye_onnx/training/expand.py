@@ -65,7 +65,8 @@ def _ce_grad(c: GradCtx, dys: list[str | None]) -> list[str | None]:
 
 def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Every tensor of the (shape-inferred) model with a full static shape. A model repeats a few types over
-    and over: each distinct type's bytes are read into a shape once (1.5 -> 0.4 s at 200k nodes)."""
+    and over: each distinct type's bytes are read into a shape once (1.5 -> 0.6 s at 200k nodes), as
+    `shapes.value_shapes` does; not that function itself, as any set dim counts here, a negative one too."""
     g = model.graph
     out: dict[str, tuple[int, ...]] = {}
     seen: dict[bytes, tuple[int, ...] | None] = {}

@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto
 
 from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, TensorTable, build_graph
-from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, raw_scope
+from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, raw_scopes
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
 
@@ -54,8 +54,8 @@ def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Fo
                     return None
                 fwd.graph.value_info.append(onnx.helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[x]))
     graph = build_graph(fwd)
-    cache: dict[str, tuple[str, ...]] = {}
-    raw = [raw_scope(nd, cache) for nd in fwd.graph.node]
+    scopes, number = raw_scopes(fwd.graph.node)
+    raw = [scopes[k] for k in number]
     head = len(dict.fromkeys([*graph.initializers, *graph.inputs]))
     return Forward(graph, raw, head)
 
