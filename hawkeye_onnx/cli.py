@@ -234,7 +234,7 @@ def report(
 
                 result = profile_train(model, train_options(optimizer, loss, lr), backends=_parse_backends(backend),
                                        params=_parse_params(param or []), input_shapes=shapes, batch=batch,
-                                       depth=depth if fmt == "json" else None)
+                                       depth=depth if fmt == "json" else None, progress=bar)
             else:
                 result = profile(model, backends=_parse_backends(backend), params=_parse_params(param or []),
                                  input_shapes=shapes, batch=batch, public_weights=public_weights,

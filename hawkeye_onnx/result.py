@@ -9,6 +9,10 @@ of them, and a tuple is several times cheaper to create.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import uuid
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -133,6 +137,67 @@ class JsonTree:
 
     def build(self) -> TreeNode:
         return TreeNode.from_dict(json.loads(self.text))
+
+
+#: the spill files open in this process, by token: a forked child's trees are read back from the parent's copy
+_SPILLS: weakref.WeakValueDictionary[str, SpillFile] = weakref.WeakValueDictionary()
+
+
+class SpillFile:
+    """An anonymous temporary file (unlinked from the start: nothing is left behind, whatever ends the run) that
+    keeps trees' JSON text out of memory until the writer wants it. Why: a training report of a 1M-node model
+    has 4.5 GB of tree text, made long before it is written. A file made before a fork is written by the child
+    (`pwrite` at its own offsets) and read by the parent: a `SpilledTree` pickles as (file token, offset,
+    length), not as its text."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as a tree refers to it
+        self._end = 0  # the next free offset; only one process writes into a given file
+        _SPILLS[self.token] = self
+
+    def put(self, text: str) -> SpilledTree | JsonTree:
+        """The tree `text`, kept in the file (in memory, as a `JsonTree`, if the file cannot take it)."""
+        data = memoryview(text.encode("utf-8"))
+        offset, done = self._end, 0
+        try:
+            while done < len(data):
+                done += os.pwrite(self._file.fileno(), data[done:], offset + done)
+        except OSError:  # a full disk: the text stays in memory
+            return JsonTree(text)
+        self._end = offset + len(data)
+        return SpilledTree(self, offset, len(data))
+
+    def read(self, offset: int, length: int) -> str:
+        parts, done = [], 0
+        while done < length:
+            chunk = os.pread(self._file.fileno(), min(length - done, 1 << 30), offset + done)
+            if not chunk:
+                raise OSError(f"spill file: {length - done} bytes missing at offset {offset + done}")
+            parts.append(chunk)
+            done += len(chunk)
+        return b"".join(parts).decode("utf-8")
+
+
+class SpilledTree:
+    """A tree source for `BackendReport.tree` whose JSON text is in a `SpillFile`."""
+
+    def __init__(self, spill: SpillFile, offset: int, length: int) -> None:
+        self.spill, self.offset, self.length = spill, offset, length
+
+    def json(self) -> str:
+        return self.spill.read(self.offset, self.length)
+
+    def build(self) -> TreeNode:
+        return TreeNode.from_dict(json.loads(self.json()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _spilled, (self.spill.token, self.offset, self.length)
+
+
+def _spilled(token: str, offset: int, length: int) -> SpilledTree:
+    """A `SpilledTree` read back from a pickle, in a process that has the file open (the child's parent)."""
+    return SpilledTree(_SPILLS[token], offset, length)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pytest
 from conftest import counting, first_then_killed, no_children
 
 from hawkeye_onnx import background
-from hawkeye_onnx.result import JsonTree
+from hawkeye_onnx.result import SpilledTree
 from hawkeye_onnx.training import profile as tp
 from hawkeye_onnx.training import profile_train
 from hawkeye_onnx.training.expand import TrainOptions
@@ -34,7 +34,7 @@ def test_styles_side_by_side_give_the_same_report(name: str, monkeypatch: pytest
     reference = profile_train(model, RUNS, batch=2).to_json()
     monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
     result = profile_train(model, RUNS, batch=2)
-    assert any(isinstance(r.__dict__["_tree"], JsonTree) for r in result.backends.values())  # sent by a child
+    assert any(isinstance(r.__dict__["_tree"], SpilledTree) for r in result.backends.values())  # sent by a child
     assert result.to_json() == reference
     # the records read back from a sent tree's text are the tree the in-process path builds
     assert json.dumps(result.to_dict(), ensure_ascii=False) + "\n" == reference
@@ -66,3 +66,64 @@ def test_a_killed_style_child_is_replaced_by_the_work_done_in_process(monkeypatc
     assert profile_train(model, batch=2).to_json() == reference
     assert [args[1].style for args in here] == ["crypten", "onnx"]  # the first style, then the lost one
     assert no_children()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fewer_workers_than_styles_give_the_same_report(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With memory for fewer styles at once: one child prices two styles one after the other (2), or every
+    style runs here in turn, its trees made text at once (1)."""
+    model = ROOT / "models" / "transformer_block.onnx"
+    reference = profile_train(model, RUNS, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    monkeypatch.setattr(tp, "style_workers", lambda styles, nodes: min(styles, workers))
+    here: list = []
+    monkeypatch.setattr(tp, "_style_reports", counting(tp._style_reports, here))
+    result = profile_train(model, RUNS, batch=2)
+    assert all(isinstance(r.__dict__["_tree"], SpilledTree) for r in result.backends.values())
+    assert result.to_json() == reference
+    assert len(here) == (3 if workers == 1 else 1) * len(RUNS)  # the styles priced here, per run
+    assert no_children()
+
+
+def test_a_child_killed_after_its_first_style_leaves_the_second_to_the_parent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One child prices the jax style (semi2k), sends it, and dies in the onnx style: the parent prices that."""
+    model = ROOT / "models" / "resnet_cifar_bn.onnx"
+    reference = profile_train(model, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    monkeypatch.setattr(tp, "style_workers", lambda styles, nodes: 2)
+    here: list = []
+    monkeypatch.setattr(tp, "_style_reports_sent", first_then_killed(tp._style_reports_sent))
+    monkeypatch.setattr(tp, "_style_reports", counting(tp._style_reports, here))
+    assert profile_train(model, batch=2).to_json() == reference
+    assert [args[1].style for args in here] == ["crypten", "onnx"]
+    assert no_children()
+
+
+def test_style_workers_follow_the_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    per_style = tp.STYLE_BYTES_PER_NODE * 1_000_000
+    for avail, expected in [(None, 3), (100 * per_style, 3), (2.6 * per_style, 2), (1.3 * per_style, 1),
+                            (0.1 * per_style, 1)]:
+        monkeypatch.setattr(tp, "_available_memory", lambda a=avail: None if a is None else int(a))
+        assert tp.style_workers(3, 1_000_000) == expected, avail
+
+
+def test_available_memory_is_read_from_meminfo() -> None:
+    avail = tp._available_memory()
+    assert avail is not None and 0 < avail <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@pytest.mark.parametrize("overlap", ["0", "1000000000"])
+def test_training_reports_its_stages(overlap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading, then each run's autodiff styles, each once, counted up to the last: the CLI's progress bar has
+    something to show for the minutes a big model's styles take."""
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", overlap)
+    calls: list[tuple[str, int, int]] = []
+    profile_train(ROOT / "models" / "mlp.onnx", RUNS, batch=2, progress=lambda *a: calls.append(a))
+    assert calls[0][:2] == ("reading the model and inferring shapes", 0)
+    styles = calls[1:]
+    assert [done for _, done, _ in styles] == list(range(1, 1 + 3 * len(RUNS)))
+    assert {total for _, _, total in styles} == {1 + 3 * len(RUNS)}
+    for style in ("crypten", "jax", "onnx"):
+        assert sum(f", {style} autodiff" in stage for stage, _, _ in styles) == len(RUNS)
+    assert any("background" in stage for stage, _, _ in styles) == (overlap == "0")

@@ -32,7 +32,7 @@ from hawkeye_onnx.cost import price
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS, overlap_min_nodes
-from hawkeye_onnx.result import BackendReport, JsonTree, ModelInfo, Profile, Totals, UnsupportedOp
+from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, SpillFile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.scope import scope_index
 from hawkeye_onnx.training.expand import (
@@ -131,11 +131,15 @@ def profile_train(
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     batch: int | None = None,
     depth: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Profile:
     """Profile one training step of `model`. Several `options` (e.g. one per optimizer) give one run
-    each: the first is the main result (`backends`), every run is summarised in `training.runs`."""
+    each: the first is the main result (`backends`), every run is summarised in `training.runs`.
+    `progress(stage, done, total)` is called as stages start: loading, then each autodiff style's training
+    graph (the CLI's progress bar; at 1M nodes a style takes minutes)."""
     try:
-        return _profile_train(model, options, backends, params, input_shapes, batch, depth)
+        return _profile_train(model, options, backends, params, input_shapes, batch, depth,
+                              progress or (lambda stage, done, total: None))
     finally:
         gc.unfreeze()  # the training graphs' records were frozen out of the cyclic GC's sight while pricing
 
@@ -185,8 +189,10 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | Non
 
 def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
                    forward: list[Forward | None], shapes: dict[str, tuple[int, ...]],
-                   depth: int | None) -> dict[str, BackendReport]:
-    """One autodiff style's training graph, priced by each of its backends."""
+                   depth: int | None, spill: SpillFile | None = None) -> dict[str, BackendReport]:
+    """One autodiff style's training graph, priced by each of its backends. With `spill`, each report's tree is
+    written to JSON text at once and kept in that file, so that nothing holds the style's graph when this
+    returns (a lazy tree keeps it: 1.9 GB at 200k nodes, where the three backends' texts are 0.5 GB)."""
     graph, phases, meta, modules, envs = _expand(loaded, style_opts, forward, shapes)
     out = {}
     for b in backends:
@@ -207,20 +213,49 @@ def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list
         if b.name not in BACKEND_STYLE:
             note = UnsupportedOp("training", INFERENCE_ONLY.format(title=b.title), ())
             rep = _replace(rep, unsupported=(*rep.unsupported, note))
-        out[b.name] = rep
+        out[b.name] = _replace(rep, tree=spill.put(rep.tree_json())) if spill is not None else rep
     return out
 
 
-def _style_reports_sent(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
+def _style_reports_sent(loaded: LoadedModel, styles: list[tuple[TrainOptions, list[Backend]]],
                         forward: list[Forward | None], shapes: dict[str, tuple[int, ...]],
-                        depth: int | None) -> Iterator[BackendReport]:
-    """`_style_reports` in a background child: each report as it is made, its tree as JSON text (the graph
-    stays here)."""
+                        depth: int | None, spill: SpillFile) -> Iterator[BackendReport]:
+    """`_style_reports` of one style after the other, in a background child: each backend's report, its tree as
+    JSON text in `spill` (made by the parent before the fork; the graphs stay here), in the order of `styles`
+    and their backends."""
     with paused_gc():
-        reports = _style_reports(loaded, style_opts, backends, forward, shapes, depth)
-        for b in backends:
-            rep = reports.pop(b.name)
-            yield _replace(rep, tree=JsonTree(rep.tree_json()))
+        for style_opts, backends in styles:
+            reports = _style_reports(loaded, style_opts, backends, forward, shapes, depth, spill)
+            for b in backends:
+                yield reports.pop(b.name)
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo, in bytes (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+#: Memory one autodiff style takes at its peak (expansion, IR, pricing, report texts), per node of the model:
+#: about 11.5 kB measured on the 200k-node benchmark model (2.3 GB), with a margin.
+STYLE_BYTES_PER_NODE = 14_000
+
+
+def style_workers(styles: int, nodes: int) -> int:
+    """How many autodiff styles may run at the same time on a model of `nodes` nodes: all of them, unless the
+    free memory (MemAvailable, less a fifth for the rest of the run) holds fewer. Each style running at once is
+    one more process and its whole working set: three styles of a 1M-node model side by side would want more
+    memory than a 24 GB machine has, where one after the other they fit."""
+    avail = _available_memory()
+    if avail is None:
+        return styles
+    return max(1, min(styles, int(avail * 0.8) // max(1, STYLE_BYTES_PER_NODE * nodes)))
 
 
 def _profile_train(
@@ -231,47 +266,66 @@ def _profile_train(
     input_shapes: Mapping[str, tuple[int, ...]] | None,
     batch: int | None,
     depth: int | None,
+    progress: Callable[[str, int, int], None],
 ) -> Profile:
     if options is None:
         options = TrainOptions()
     runs = [options] if isinstance(options, TrainOptions) else list(options)
     for o in runs:
         o.check()
+    progress("reading the model and inferring shapes", 0, 1)
     loaded = load(model, input_shapes, batch)
     require_static(loaded)
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: dict(p) for b, p in (params or {}).items()})
     shapes = static_shapes(loaded.model)
-    parallel = background.AVAILABLE and len(loaded.model.graph.node) >= overlap_min_nodes()
+    # a big model (`overlap_min_nodes`): each style's trees become text in a spill file as soon as they are made
+    # (its graph is then freed), and the styles run side by side in forked children as far as the memory allows
+    big = len(loaded.model.graph.node) >= overlap_min_nodes()
+    parallel = background.AVAILABLE and big
     forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
     results = []
+    total = 1 + len(runs) * len({BACKEND_STYLE.get(b.name, "onnx") for b in selected})
+    done = 1
+
+    def stage(style_opts: TrainOptions, backends: list[Backend], where: str = "") -> None:
+        progress(f"training graph, {style_opts.style} autodiff ({', '.join(b.name for b in backends)}){where}",
+                 done, total)
+
     for opts in runs:
         # backends of one autodiff style price the same training graph: it is expanded and built once per style
         jobs: dict[TrainOptions, list[Backend]] = {}
         for b in selected:
             jobs.setdefault(dataclasses.replace(opts, style=BACKEND_STYLE.get(b.name, "onnx")), []).append(b)
         styles = list(jobs.items())
+        workers = style_workers(len(styles), len(loaded.model.graph.node)) if parallel else 1
+        # with one worker every style here, one after another; else the first style here and the others in
+        # `workers - 1` children, each pricing its share one style after another
+        here = styles if workers == 1 else styles[:1]
+        shares = [styles[1 + k::workers - 1] for k in range(workers - 1)]
         reports: dict[str, BackendReport] = {}
         with contextlib.ExitStack() as children:
-            pending = []
-            if parallel and len(styles) > 1:
-                # On a big model the styles run side by side: every style but the first in a forked child,
-                # which sends each backend's report with its tree as JSON text. The forward IR is built before,
-                # once, and shared (copy-on-write).
-                if not forward:
-                    forward.append(forward_ir(loaded.model, shapes))
-                pending = [children.enter_context(background.Pending(
-                    functools.partial(_style_reports_sent, loaded, style_opts, backends, forward, shapes, depth)))
-                    for style_opts, backends in styles[1:]]
-            for k, (style_opts, backends) in enumerate(styles):
-                if k == 0 or not pending:
-                    reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth))
-                    continue
-                try:
-                    for b in backends:
-                        reports[b.name] = pending[k - 1].next()
-                except background.Lost:  # the child was killed (memory?): this style here after all
-                    reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth))
+            if shares and not forward:  # built before the fork, once, and shared (copy-on-write)
+                forward.append(forward_ir(loaded.model, shapes))
+            spill = SpillFile() if big else None  # for the trees made here
+            spills = [SpillFile() for _ in shares]  # one per child, open here until its trees are read back
+            pending = [children.enter_context(background.Pending(functools.partial(
+                _style_reports_sent, loaded, share, forward, shapes, depth, sp)))
+                for share, sp in zip(shares, spills, strict=True)]
+            for style_opts, backends in here:
+                stage(style_opts, backends)
+                reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth, spill))
+                done += 1
+            for child, share in zip(pending, shares, strict=True):
+                for style_opts, backends in share:
+                    stage(style_opts, backends, ", in a background process")
+                    try:
+                        for b in backends:
+                            reports[b.name] = child.next()
+                    except background.Lost:  # the child was killed (memory?): this style here after all
+                        stage(style_opts, backends)
+                        reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth, spill))
+                    done += 1
         results.append((opts, {b.name: reports[b.name] for b in selected}))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")
     g = loaded.model.graph
