@@ -54,6 +54,12 @@ def _const_key(value: object) -> object:
     return None
 
 
+#: the decoded attributes of every emitted node without any, and of every constant: one dict for all (a record
+#: is never changed)
+_NO_ATTRS: dict[str, Any] = {}
+_TENSOR_VALUE: dict[str, Any] = {"value": "<tensor>"}
+
+
 class Builder:
     """Appends nodes to a graph; tracks the static shapes it knows (forward tensors, emitted ones).
 
@@ -125,7 +131,7 @@ class Builder:
     def _add(self, name: str, op: str, inputs: list[str], outs: list[str], domain: str,
              attributes: list[tuple[onnx.AttributeProto, Any]], value: Any = None) -> onnx.NodeProto | None:
         # the attributes as `ir.build_graph` decodes them
-        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes} if attributes else {}
+        decoded = {a.name: "<tensor>" if a.name == "value" else v for a, v in attributes} if attributes else _NO_ATTRS
         self.records.append((name, op, domain, tuple(inputs), tuple(outs), decoded, value))
         self.outputs += outs
         if not self.protos:
@@ -158,7 +164,31 @@ class Builder:
         return outs
 
     def op(self, scope: str, op: str, inputs: list[str], shape: tuple[int, ...] | None = None, **attrs: object) -> str:
-        return self.emit(scope, op, inputs, 1, "", shape, **attrs)[0]
+        if attrs or self.protos:
+            return self.emit(scope, op, inputs, 1, "", shape, **attrs)[0]
+        # `emit` inlined for its most common case (a standard op without attributes, records only): a big model's
+        # training graph has millions of these
+        if scope[-5:] == "_Grad":
+            k = self.counters[scope]
+            self.counters[scope] = k + 1
+            name = f"{scope}/{op}_{k}"
+        else:
+            name = f"{scope}/{op}"
+        used = self.used
+        if name in used:
+            name = self._unique(name)
+        else:
+            used.add(name)
+        out = f"{name}_output_0"
+        if out in used:
+            out = self._unique(out)
+        else:
+            used.add(out)
+        self.records.append((name, op, "", tuple(inputs), (out,), _NO_ATTRS, None))
+        self.outputs.append(out)
+        if shape is not None:
+            self.shapes[out] = tuple(shape)
+        return out
 
     def const(self, scope: str, value: float | list[int] | list[float], dtype: type = np.float32) -> str:
         """A public constant (a Constant node: the IR treats its output as public)."""
@@ -176,7 +206,11 @@ class Builder:
         attr, small, shape = found
         name = self._name(scope, "Constant")
         out = self._unique(f"{name}_output_0")
-        self._add(name, "Constant", [], [out], "", [(attr, attr.t)], small)
+        if self.protos:
+            self._add(name, "Constant", [], [out], "", [(attr, attr.t)], small)
+        else:  # `_add` for records only, inlined: a quarter of a training graph's nodes are constants
+            self.records.append((name, "Constant", "", (), (out,), _TENSOR_VALUE, small))
+            self.outputs.append(out)
         self.shapes[out] = shape
         if attr.t.data_type != onnx.TensorProto.FLOAT:
             self.dtypes[out] = attr.t.data_type

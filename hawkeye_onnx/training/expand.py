@@ -263,17 +263,18 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     if style.secret_seed:
         new_inputs.append(helper.make_tensor_value_info("loss_grad", TensorProto.FLOAT, []))
     outputs = [helper.make_tensor_value_info(loss, TensorProto.FLOAT, [])]
+    types: dict[tuple[int, ...], onnx.TypeProto] = {}  # one float tensor type per parameter shape (a few dozen)
     for p in trained:
         scope = f"/optimizer/{p}"
         sp = tuple(inits[p].dims)
         parts = grads[p]
         gsum = parts[0] if len(parts) == 1 else b.op(scope, "Sum", parts, sp)
         states, new_states = _optimizer(b, scope, p, gsum, sp, opts, style)
-        for s in states:
-            new_inputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, sp))
-        for s in new_states[:-1]:
-            outputs.append(helper.make_tensor_value_info(s, TensorProto.FLOAT, sp))
-        outputs.append(helper.make_tensor_value_info(new_states[-1], TensorProto.FLOAT, sp))
+        tp = types.get(sp)
+        if tp is None:
+            tp = types[sp] = helper.make_tensor_type_proto(TensorProto.FLOAT, sp)
+        new_inputs += [onnx.ValueInfoProto(name=s, type=tp) for s in states]
+        outputs += [onnx.ValueInfoProto(name=s, type=tp) for s in new_states]
 
     # what `helper.make_graph` + `helper.make_model` build, without copying the nodes twice
     graph = out.graph
