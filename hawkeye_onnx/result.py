@@ -152,12 +152,17 @@ class SpillFile:
 
     def __init__(self) -> None:
         self.token = uuid.uuid4().hex
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as a tree refers to it
+        try:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as a tree refers to it
+        except OSError:  # no writable temporary folder: the trees stay in memory
+            self._file = None
         self._end = 0  # the next free offset; only one process writes into a given file
         _SPILLS[self.token] = self
 
     def put(self, text: str) -> SpilledTree | JsonTree:
         """The tree `text`, kept in the file (in memory, as a `JsonTree`, if the file cannot take it)."""
+        if self._file is None:
+            return JsonTree(text)
         data = memoryview(text.encode("utf-8"))
         offset, done = self._end, 0
         try:
@@ -169,6 +174,7 @@ class SpillFile:
         return SpilledTree(self, offset, len(data))
 
     def read(self, offset: int, length: int) -> str:
+        assert self._file is not None  # a tree is spilled only into an open file
         parts, done = [], 0
         while done < length:
             chunk = os.pread(self._file.fileno(), min(length - done, 1 << 30), offset + done)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import tempfile
 
 import pytest
 
@@ -40,6 +41,12 @@ def test_a_full_disk_keeps_the_text_in_memory(monkeypatch: pytest.MonkeyPatch) -
     spill = SpillFile()
     monkeypatch.setattr(os, "pwrite", full)
     tree = spill.put('{"a": 1}')
+    assert isinstance(tree, JsonTree) and tree.json() == '{"a": 1}'
+
+
+def test_no_writable_temporary_folder_keeps_the_text_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/hawkeye-onnx-test")
+    tree = SpillFile().put('{"a": 1}')
     assert isinstance(tree, JsonTree) and tree.json() == '{"a": 1}'
 
 
