@@ -218,3 +218,12 @@ class Builder:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.shapes[name]
+
+    def finish(self) -> None:
+        """Drop what only emitting needs (every name in the graph, per-scope counters, the forward nodes'
+        producers): the IR is built from the records, shapes and types next, and at 200k nodes these are
+        hundreds of MB beside it."""
+        self.used = set()
+        self.counters = defaultdict(int)
+        self.producers = defaultdict(list)
+        self.initial_values = {}
