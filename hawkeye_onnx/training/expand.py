@@ -15,6 +15,7 @@ encrypted seed). Outputs: the loss, then per parameter its new optimizer state a
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from hawkeye_onnx.errors import ModelError, ParamError
+from hawkeye_onnx.training import replay
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.functions import DOMAIN, all_functions
 from hawkeye_onnx.training.grads import REGISTRY, STYLES, Autodiff, GradCtx, register
@@ -31,6 +33,7 @@ LOSSES = ("cross-entropy", "mse")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 PHASES = ("forward", "loss", "backward", "update")
 _FLOAT = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+_UNSEEN = object()  # a signature without a template yet
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,9 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
                         shapes: dict[str, tuple[int, ...]] | None = None,
                         ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
     """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes).
-    `protos=False`: the model's graph keeps the loss nodes only (no forward nodes), the backward and update
-    nodes are in the builder's records alone (for `training.graph.build`, which reads nothing else). `shapes`:
+    `protos=False`: the model's graph keeps the loss nodes only (no forward nodes, initializers or value_info),
+    the backward and update nodes are in the builder's records alone (for `training.graph.build`, which reads
+    nothing else), and a node like one seen before gets its backward nodes replayed (`replay`). `shapes`:
     `static_shapes(model)`, when the caller expands one model several times."""
     opts.check()
     style: Autodiff = STYLES[opts.style]
@@ -223,6 +227,8 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
         scale = b.const(f"{pow_node.name}_Grad", 2.0 / max(1, int(np.prod(out_shape))))
         grads = {pow_node.input[0]: [b.op(f"{pow_node.name}_Grad", "Mul", [pow_node.input[0], scale], out_shape)]}
     detached: list[list[str]] = []  # [op, node] where the framework's autograd stops
+    # per node signature, its rule's template (None: the rule must run); the protos path runs every rule
+    memo: dict[tuple, replay.Template | None] | None = None if protos else {}
     for n in reversed(forward + loss_nodes):
         if not any(o in grads for o in n.output):
             continue
@@ -239,7 +245,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
             known = ", ".join(sorted(k for k in REGISTRY if "::" not in k))
             raise ModelError(f"no gradient rule for {key} (node {n.name or n.output[0]!r}), which lies between a "
                              f"trainable weight and the loss; ops with gradient rules: {known}")
-        ctx = GradCtx(b, n, needs, style)
+        scope = f"{n.name or n.output[0]}_Grad"  # GradCtx's
         dys: list[str | None] = []
         for o in n.output:
             parts = grads.get(o)
@@ -248,10 +254,24 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
             elif len(parts) == 1:
                 dys.append(parts[0])
             else:
-                dys.append(ctx.op("Sum", parts, b.shapes.get(o)))
+                shape = b.shapes.get(o)
+                dys.append(b.op(scope, "Sum", parts, tuple(shape) if shape is not None else None))
         if dys[0] is None and not rule.any_output:
             raise ModelError(f"node {n.name!r} ({key}): only its first output may carry a gradient")
-        for x, gx in zip(n.input, rule.fn(ctx, dys), strict=False):
+        if memo is None:
+            gxs = rule.fn(GradCtx(b, n, needs, style), dys)
+        else:  # records only: a node like one seen before gets the same nodes without running the rule
+            env = [*n.input, *n.output, *dys]
+            sig = replay.signature(b, n, key, needs, env)
+            template = memo.get(sig, _UNSEEN)
+            if template is _UNSEEN:
+                gxs, memo[sig] = replay.capture(b, scope, env, functools.partial(
+                    rule.fn, GradCtx(b, n, needs, style), dys))
+            elif template is None:
+                gxs = rule.fn(GradCtx(b, n, needs, style), dys)
+            else:
+                gxs = replay.replay(b, template, scope, env)
+        for x, gx in zip(n.input, gxs, strict=False):
             if gx is not None and x in rg:
                 grads.setdefault(x, []).append(gx)
     n_back = len(b.records)
@@ -282,8 +302,9 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     graph.name = (g.name or "model") + "_training"
     graph.input.extend([*g.input, *new_inputs])
     graph.output.extend(outputs)
-    graph.initializer.extend(g.initializer)
-    graph.value_info.extend(g.value_info)
+    if protos:  # else the caller reads only the inputs, outputs and metadata (and the forward IR)
+        graph.initializer.extend(g.initializer)
+        graph.value_info.extend(g.value_info)
     out.opset_import.extend([o for o in model.opset_import if o.domain != DOMAIN] + [helper.make_opsetid(DOMAIN, 1)])
     funcs = all_functions(opset)
     out.functions.extend([funcs[f] for f in sorted(b.custom)])

@@ -1,0 +1,119 @@
+"""Replayed backward nodes (training/replay.py) are the nodes the gradient rule would have emitted.
+
+The reference is the same expansion with every template refused (`capture` keeps none), so that every node
+runs its rule: the records (names, ops, inputs, outputs, attributes, constant values), the shapes and element
+types the builder keeps, and the custom ops used must be identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import MODELS
+from onnx import TensorProto, helper, numpy_helper
+
+from hawkeye_onnx.errors import HawkeyeError
+from hawkeye_onnx.load import load
+from hawkeye_onnx.training import replay
+from hawkeye_onnx.training.expand import TrainOptions, expand_with_builder
+
+RUNS = [TrainOptions(style=s, optimizer=o, loss=loss) for s in ("onnx", "jax", "crypten")
+        for o, loss in (("sgd", "cross-entropy"), ("adam", "mse"))]
+
+
+def _value(v: object) -> object:
+    """A small constant's value, comparable (an array by its type, shape and bytes)."""
+    if isinstance(v, np.ndarray):
+        return ("array", v.dtype.str, v.shape, v.tobytes())
+    return (type(v).__name__, v)
+
+
+def _expanded(model: onnx.ModelProto, opts: TrainOptions) -> tuple:
+    _, phases, b = expand_with_builder(model, opts, protos=False)
+    records = [(*r[:6], _value(r[6])) for r in b.records]
+    return records, b.shapes, b.dtypes, b.outputs, b.custom, phases
+
+
+def _both(model: onnx.ModelProto, opts: TrainOptions, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple, tuple, list]:
+    """(with replay, every rule run, the templates made); raises what the expansion raises."""
+    made: list = []
+    capture = replay.capture
+
+    def recording(*args: object) -> tuple:
+        grads, template = capture(*args)  # type: ignore[arg-type]
+        made.append(template)
+        return grads, template
+
+    with monkeypatch.context() as m:
+        m.setattr(replay, "capture", recording)
+        fast = _expanded(model, opts)
+    with monkeypatch.context() as m:
+        m.setattr(replay, "capture", lambda b, scope, env, run: (run(), None))
+        reference = _expanded(model, opts)
+    return fast, reference, made
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MODELS.glob("*.onnx")))
+def test_replayed_nodes_equal_the_rules_own(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        model = load(MODELS / name, batch=2).model
+        _expanded(model, RUNS[0])
+    except HawkeyeError:
+        pytest.skip("not trainable (checked in test_training.py)")
+    for opts in RUNS:
+        try:
+            fast, reference, _ = _both(model, opts, monkeypatch)
+        except HawkeyeError:
+            continue  # e.g. a cross-entropy-only model under mse: the same error either way (test_training.py)
+        assert fast == reference, (name, opts)
+
+
+def _blocks(n: int, exponents: list[float] | None = None, collide: bool = False) -> onnx.ModelProto:
+    """`n` identical Gemm + Relu (+ Pow with the given exponents) layers on 1 x 8: every layer after the first
+    has the first one's signature."""
+    nodes, inits, x = [], [], "x"
+    for i in range(n):
+        w, b = f"w{i}", f"b{i}"
+        inits += [numpy_helper.from_array(np.ones((8, 8), np.float32), w),
+                  numpy_helper.from_array(np.ones(8, np.float32), b)]
+        nodes.append(helper.make_node("Gemm", [x, w, b], [f"/l{i}/g"], name=f"/l{i}/Gemm", transB=1))
+        nodes.append(helper.make_node("Relu", [f"/l{i}/g"], [f"/l{i}/r"], name=f"/l{i}/Relu"))
+        x = f"/l{i}/r"
+        if exponents:
+            inits.append(numpy_helper.from_array(np.array(exponents[i], np.float32), f"p{i}"))
+            nodes.append(helper.make_node("Pow", [x, f"p{i}"], [f"/l{i}/p"], name=f"/l{i}/Pow"))
+            x = f"/l{i}/p"
+    if collide:  # named as the second layer's replayed backward Gemm and its output
+        nodes.append(helper.make_node("Identity", [x], ["/l1/Gemm_Grad/Gemm_0_output_0"], name="/l1/Gemm_Grad/Gemm_0"))
+        x = "/l1/Gemm_Grad/Gemm_0_output_0"
+    nodes.append(helper.make_node("Identity", [x], ["y"], name="/out/Identity"))
+    g = helper.make_graph(nodes, "blocks", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def test_repeated_layers_are_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, reference, made = _both(_blocks(6), RUNS[0], monkeypatch)
+    assert fast == reference
+    # the loss, the output Identity, Relu, Gemm, and the first layer's Gemm (its input x needs no gradient):
+    # the other layers are replayed
+    assert len(made) == 5
+    assert all(t is not None for t in made)
+
+
+def test_a_rule_reading_a_constant_input_is_never_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pow's gradient reads its exponent's value (not in the signature): layers with exponents 2 and 3 must get
+    their own backward nodes."""
+    fast, reference, made = _both(_blocks(4, [2.0, 3.0, 2.0, 3.0]), RUNS[0], monkeypatch)
+    assert fast == reference
+    assert made.count(None) == 1  # Pow's signature keeps no template: every Pow runs its rule
+    pows = {r[0].split("_Grad/")[0] for r in fast[0] if r[1] == "Pow"}  # x^(p-1) for p = 3 only
+    assert pows == {"/l1/Pow", "/l3/Pow"}
+
+
+def test_names_already_taken_are_made_unique_as_the_builder_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, reference, _ = _both(_blocks(3, collide=True), RUNS[0], monkeypatch)
+    assert fast == reference
+    names = [r[0] for r in fast[0]]
+    assert "/l1/Gemm_Grad/Gemm_0_1" in names and len(set(names)) == len(names)
