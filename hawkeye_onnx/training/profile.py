@@ -243,7 +243,8 @@ def _available_memory() -> int | None:
 
 
 #: Memory one autodiff style takes at its peak (expansion, IR, pricing, report texts), per node of the model:
-#: about 11.5 kB measured on the 200k-node benchmark model (2.3 GB), with a margin.
+#: 11.5 kB measured on the 200k-node benchmark model before the builder dropped its emission state, about 9 kB
+#: at 1M nodes after; kept with a margin.
 STYLE_BYTES_PER_NODE = 14_000
 
 
@@ -251,7 +252,7 @@ def style_workers(styles: int, nodes: int) -> int:
     """How many autodiff styles may run at the same time on a model of `nodes` nodes: all of them, unless the
     free memory (MemAvailable, less a fifth for the rest of the run) holds fewer. Each style running at once is
     one more process and its whole working set: three styles of a 1M-node model side by side would want more
-    memory than a 24 GB machine has, where one after the other they fit."""
+    memory than a 23 GB machine has, where one after the other they fit."""
     avail = _available_memory()
     if avail is None:
         return styles
