@@ -6,7 +6,8 @@ tensors aside. The first node of a combination runs the rule (`capture`), which 
 `Template`: each node's op, attributes, the tensors it reads (as positions: an input, output or output
 gradient of the forward node, or an output emitted before it) and its outputs' shapes. The others get the
 template's nodes written straight into the builder's records (`replay`), named as the builder names them,
-without running the rule's Python or the builder's generic emission (10 -> 3 us per emitted node).
+without running the rule's Python or the builder's generic emission (about 3 us per replayed node, where
+the rule and the generic emission took about 10; measured at 200k nodes).
 
 What makes two nodes alike is their `signature`: the op, the attributes' bytes, which inputs need a gradient,
 which outputs carry one, the shapes of every tensor the rule is given, and which of those tensors are the same
