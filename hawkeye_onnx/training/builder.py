@@ -166,24 +166,10 @@ class Builder:
     def op(self, scope: str, op: str, inputs: list[str], shape: tuple[int, ...] | None = None, **attrs: object) -> str:
         if attrs or self.protos:
             return self.emit(scope, op, inputs, 1, "", shape, **attrs)[0]
-        # `emit` inlined for its most common case (a standard op without attributes, records only): a big model's
-        # training graph has millions of these
-        if scope[-5:] == "_Grad":
-            k = self.counters[scope]
-            self.counters[scope] = k + 1
-            name = f"{scope}/{op}_{k}"
-        else:
-            name = f"{scope}/{op}"
-        used = self.used
-        if name in used:
-            name = self._unique(name)
-        else:
-            used.add(name)
-        out = f"{name}_output_0"
-        if out in used:
-            out = self._unique(out)
-        else:
-            used.add(out)
+        # `emit` for its most common case, records only: a standard op without attributes (the gradient sums and
+        # most of the optimizer's nodes, a third of a big model's training graph)
+        name = self._name(scope, op)
+        out = self._unique(f"{name}_output_0")
         self.records.append((name, op, "", tuple(inputs), (out,), _NO_ATTRS, None))
         self.outputs.append(out)
         if shape is not None:

@@ -27,7 +27,7 @@ from hawkeye_onnx.errors import ModelError, ParamError
 from hawkeye_onnx.training import replay
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.functions import DOMAIN, all_functions
-from hawkeye_onnx.training.grads import REGISTRY, STYLES, Autodiff, GradCtx, register
+from hawkeye_onnx.training.grads import REGISTRY, STYLES, Autodiff, GradCtx, grad_scope, register
 
 LOSSES = ("cross-entropy", "mse")
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -245,7 +245,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
             known = ", ".join(sorted(k for k in REGISTRY if "::" not in k))
             raise ModelError(f"no gradient rule for {key} (node {n.name or n.output[0]!r}), which lies between a "
                              f"trainable weight and the loss; ops with gradient rules: {known}")
-        scope = f"{n.name or n.output[0]}_Grad"  # GradCtx's
+        scope = grad_scope(n)
         dys: list[str | None] = []
         for o in n.output:
             parts = grads.get(o)
@@ -254,8 +254,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
             elif len(parts) == 1:
                 dys.append(parts[0])
             else:
-                shape = b.shapes.get(o)
-                dys.append(b.op(scope, "Sum", parts, tuple(shape) if shape is not None else None))
+                dys.append(b.op(scope, "Sum", parts, b.shapes.get(o)))
         if dys[0] is None and not rule.any_output:
             raise ModelError(f"node {n.name!r} ({key}): only its first output may carry a gradient")
         if memo is None:

@@ -59,13 +59,18 @@ STYLES = {
 }
 
 
+def grad_scope(node: onnx.NodeProto) -> str:
+    """The scope of `node`'s backward nodes (onnxruntime-training's `<forward name>_Grad`)."""
+    return f"{node.name or node.output[0]}_Grad"
+
+
 class GradCtx:
     """Emits the backward nodes of one forward node, named `<forward name>_Grad/<Op>_<k>`."""
 
     def __init__(self, b: Builder, node: onnx.NodeProto, needs: Sequence[bool], style: Autodiff) -> None:
         self.b = b
         self.node = node
-        self.scope = f"{node.name or node.output[0]}_Grad"
+        self.scope = grad_scope(node)
         self.needs = tuple(needs)
         self.style = style
         self.attrs = {a.name: _decoded(helper.get_attribute_value(a)) for a in node.attribute}

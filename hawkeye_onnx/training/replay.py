@@ -125,23 +125,12 @@ def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
     """Emit `t` for the node whose given names are `env` (see `signature`) as its rule would: the same records,
     names, shapes and types."""
     env = list(env)
-    used, records, outputs, shapes, dtypes = b.used, b.records, b.outputs, b.shapes, b.dtypes
+    unique, records, outputs, shapes, dtypes = b._unique, b.records, b.outputs, b.shapes, b.dtypes
     k = b.counters[scope]
     for step in t.steps:
-        name = f"{scope}/{step.op}_{k}"
+        name = unique(f"{scope}/{step.op}_{k}")
         k += 1
-        if name in used:
-            name = b._unique(name)
-        else:
-            used.add(name)
-        outs = []
-        for i in range(step.n_out):
-            out = f"{name}_output_{i}"
-            if out in used:
-                out = b._unique(out)
-            else:
-                used.add(out)
-            outs.append(out)
+        outs = [unique(f"{name}_output_{i}") for i in range(step.n_out)]
         records.append((name, step.op, step.domain, tuple([env[r] for r in step.inputs]), tuple(outs),  # type: ignore[misc]
                         step.attrs, step.value))
         outputs += outs
