@@ -113,13 +113,14 @@ def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None
     _same_ir(build_graph(train), want)
     forward = forward_ir(loaded.model, static_shapes(loaded.model))
     assert forward is not None
-    train, _, b = expand_with_builder(loaded.model, opts, protos=False)  # as the profiler runs it
-    built = build(forward, train, b)
-    assert built is not None
-    graph, scopes = built
-    _same_ir(graph, want)
-    (got_list, got_index), (want_list, want_index) = scopes, scope_index(plain.graph.node)
-    assert [got_list[k] for k in got_index] == [want_list[k] for k in want_index]  # every node's module path
+    for defer in (False, True):  # replayed nodes as records, and as blocks (as the profiler runs it)
+        train, _, b = expand_with_builder(loaded.model, opts, protos=False, defer=defer)
+        built = build(forward, train, b)
+        assert built is not None
+        graph, scopes = built
+        _same_ir(graph, want)
+        (got_list, got_index), (want_list, want_index) = scopes, scope_index(plain.graph.node)
+        assert [got_list[k] for k in got_index] == [want_list[k] for k in want_index]  # every node's module path
 
 
 @pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block_dynamo.onnx"])

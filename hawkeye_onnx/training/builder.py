@@ -93,6 +93,11 @@ class Builder:
         #: each emitted node as the IR reads it: (name, op, domain, inputs, outputs, decoded attributes, the value
         #: of a small constant), so the profiler builds its IR without reading the protos back
         self.records: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], dict[str, Any], Any]] = []
+        #: templates replayed as blocks of nodes (`replay.defer`), in order among the records; their names come
+        #: at the end (`replay.settle`: per instance, its nodes' names and its outputs')
+        self.instances: list[Any] = []
+        self.instance_names: list[tuple[list[str], list[str]]] = []
+        self.replayed = 0  # nodes in `instances`
         self._attrs: dict[tuple[str, object], tuple[onnx.AttributeProto, Any]] = {}
         #: constant -> (its attribute, its value as the IR keeps it, its shape), by the bytes of its array and by
         #: the Python value it was given (skips building the array again)
@@ -201,6 +206,10 @@ class Builder:
         if attr.t.data_type != onnx.TensorProto.FLOAT:
             self.dtypes[out] = attr.t.data_type
         return out
+
+    def count(self) -> int:
+        """Nodes emitted so far: the records and the deferred instances' nodes."""
+        return len(self.records) + self.replayed
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.shapes[name]

@@ -155,13 +155,15 @@ def declare_shapes(train: onnx.ModelProto, model: onnx.ModelProto, b: Builder) -
 
 
 def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool = True,
-                        shapes: dict[str, tuple[int, ...]] | None = None,
+                        shapes: dict[str, tuple[int, ...]] | None = None, defer: bool = False,
                         ) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]], Builder]:
     """`expand`, and the builder that emitted the loss, backward and update nodes (its records and shapes).
     `protos=False`: the model's graph keeps the loss nodes only (no forward nodes, initializers or value_info),
     the backward and update nodes are in the builder's records alone (for `training.graph.build`, which reads
-    nothing else), and a node like one seen before gets its backward nodes replayed (`replay`). `shapes`:
-    `static_shapes(model)`, when the caller expands one model several times."""
+    nothing else), and a node like one seen before gets its backward nodes replayed (`replay`); with `defer`
+    as blocks (`replay.defer`: the builder's `instances`, not its records), unless a name they would take is
+    taken (then as records). `shapes`: `static_shapes(model)`, when the caller expands one model several
+    times."""
     opts.check()
     style: Autodiff = STYLES[opts.style]
     g = model.graph
@@ -196,12 +198,18 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
                          "constant there; use --loss mse")
 
     # Forward: which tensors depend on a trainable weight through differentiable inputs.
+    # Each node's name, op key, inputs and outputs, read from its proto once (a protobuf field makes new
+    # objects on every read); the training-mode outputs where they differ (BatchNormalization).
+    fields = [(n.name, _key(n), tuple(n.input), tuple(n.output)) for n in g.node]
     rg: set[str] = set(params) | (set(data_inputs) if style.data_input_grads else set())
-    for n in g.node:
-        rule = REGISTRY.get(_key(n))
-        diff = rule.diff if rule else range(len(n.input))
-        if any(i < len(n.input) and n.input[i] in rg for i in diff):
-            rg.update(o for o in n.output if o)
+    for _, key, inputs, outputs in fields:
+        rule = REGISTRY.get(key)
+        diff = rule.diff if rule else range(len(inputs))
+        if any(i < len(inputs) and inputs[i] in rg for i in diff):
+            rg.update(o for o in outputs if o)
+    for k, (n, n_train) in enumerate(zip(g.node, forward, strict=True)):
+        if n_train is not n:
+            fields[k] = (*fields[k][:3], tuple(n_train.output))
 
     # Loss.
     label = "label"
@@ -224,30 +232,31 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     if opts.loss == "mse" and not style.secret_seed:
         # With a public seed, XLA folds d mean(d^2) = d * (2 / size) into one public product.
         pow_node = next(n for n in loss_nodes if n.op_type == "Pow")
-        scale = b.const(f"{pow_node.name}_Grad", 2.0 / max(1, int(np.prod(out_shape))))
-        grads = {pow_node.input[0]: [b.op(f"{pow_node.name}_Grad", "Mul", [pow_node.input[0], scale], out_shape)]}
+        pow_scope = grad_scope(pow_node.name, pow_node.output)
+        scale = b.const(pow_scope, 2.0 / max(1, int(np.prod(out_shape))))
+        grads = {pow_node.input[0]: [b.op(pow_scope, "Mul", [pow_node.input[0], scale], out_shape)]}
     detached: list[list[str]] = []  # [op, node] where the framework's autograd stops
     # per node signature, its rule's template (None: the rule must run); the protos path runs every rule
     memo: dict[tuple, replay.Template | None] | None = None if protos else {}
-    for n in reversed(forward + loss_nodes):
-        if not any(o in grads for o in n.output):
+    fields += [(n.name, _key(n), tuple(n.input), tuple(n.output)) for n in loss_nodes]
+    for n, (name, key, inputs, outputs) in zip(reversed(forward + loss_nodes), reversed(fields), strict=True):
+        if not any(o in grads for o in outputs):
             continue
-        key = _key(n)
         if key in style.detached:
-            detached.append([key, n.name or n.output[0]])
+            detached.append([key, name or outputs[0]])
             continue
         rule = REGISTRY.get(key)
-        diff = rule.diff if rule else tuple(range(len(n.input)))
-        needs = [i in diff and bool(x) and x in rg for i, x in enumerate(n.input)]
+        diff = rule.diff if rule else tuple(range(len(inputs)))
+        needs = [i in diff and bool(x) and x in rg for i, x in enumerate(inputs)]
         if not any(needs):
             continue
         if rule is None:
             known = ", ".join(sorted(k for k in REGISTRY if "::" not in k))
-            raise ModelError(f"no gradient rule for {key} (node {n.name or n.output[0]!r}), which lies between a "
+            raise ModelError(f"no gradient rule for {key} (node {name or outputs[0]!r}), which lies between a "
                              f"trainable weight and the loss; ops with gradient rules: {known}")
-        scope = grad_scope(n)
+        scope = grad_scope(name, outputs)
         dys: list[str | None] = []
-        for o in n.output:
+        for o in outputs:
             parts = grads.get(o)
             if not parts:
                 dys.append(None)
@@ -260,7 +269,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
         if memo is None:
             gxs = rule.fn(GradCtx(b, n, needs, style), dys)
         else:  # records only: a node like one seen before gets the same nodes without running the rule
-            env = [*n.input, *n.output, *dys]
+            env = [*inputs, *outputs, *dys]
             sig = replay.signature(b, n, key, needs, env)
             template = memo.get(sig, _UNSEEN)
             if template is _UNSEEN:
@@ -268,12 +277,14 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
                     rule.fn, GradCtx(b, n, needs, style), dys))
             elif template is None:
                 gxs = rule.fn(GradCtx(b, n, needs, style), dys)
+            elif defer:
+                gxs = replay.defer(b, template, scope, env)
             else:
                 gxs = replay.replay(b, template, scope, env)
-        for x, gx in zip(n.input, gxs, strict=False):
+        for x, gx in zip(inputs, gxs, strict=False):
             if gx is not None and x in rg:
                 grads.setdefault(x, []).append(gx)
-    n_back = len(b.records)
+    n_back = b.count()
 
     # Update.
     trained = [p for p in params if p in grads]
@@ -311,10 +322,12 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     out.ir_version = max(model.ir_version, 8)
     nf = len(forward)
     phases = {"forward": (0, nf), "loss": (nf, nf + n_loss), "backward": (nf + n_loss, nf + n_back),
-              "update": (nf + n_back, nf + len(b.records))}
+              "update": (nf + n_back, nf + b.count())}
     meta = {"loss": opts.loss, "optimizer": opts.optimizer, "lr": opts.lr, "style": opts.style,
             "phases": phases, "parameters": trained, "detached": detached}
     helper.set_model_props(out, {"hawkeye.training": json.dumps(meta)})
+    if b.instances and not replay.settle(b):  # a name the blocks would take is taken: as records after all
+        return expand_with_builder(model, opts, protos, shapes)
     b.finish()
     return out, phases, b
 

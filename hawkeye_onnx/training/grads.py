@@ -59,9 +59,10 @@ STYLES = {
 }
 
 
-def grad_scope(node: onnx.NodeProto) -> str:
-    """The scope of `node`'s backward nodes (onnxruntime-training's `<forward name>_Grad`)."""
-    return f"{node.name or node.output[0]}_Grad"
+def grad_scope(name: str, outputs: Sequence[str]) -> str:
+    """The scope of the backward nodes of the node `name` (its first output if unnamed): onnxruntime-training's
+    `<forward name>_Grad`."""
+    return f"{name or outputs[0]}_Grad"
 
 
 class GradCtx:
@@ -70,7 +71,7 @@ class GradCtx:
     def __init__(self, b: Builder, node: onnx.NodeProto, needs: Sequence[bool], style: Autodiff) -> None:
         self.b = b
         self.node = node
-        self.scope = grad_scope(node)
+        self.scope = grad_scope(node.name, node.output)
         self.needs = tuple(needs)
         self.style = style
         self.attrs = {a.name: _decoded(helper.get_attribute_value(a)) for a in node.attribute}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -24,6 +25,7 @@ from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node
 from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, raw_scopes
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
+from hawkeye_onnx.training.replay import Instance, Template
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,136 @@ class Forward:
     graph: Graph
     raw_scopes: list[tuple[str, ...]]  # per node, before `merge_repeated_calls` (which sees the whole graph)
     head: int  # tensors that are initializers or data inputs: they come before the new inputs (label, ...)
+
+
+class _Flow(NamedTuple):
+    """A template's nodes for one secrecy of the names it is given: what `build` writes per node."""
+
+    out_secret: tuple[bool, ...]  # per output
+    reads: tuple[bool, ...]  # per step: some input is secret
+    keys: tuple[str, ...]  # per step: its op key
+
+
+class _Shaped(NamedTuple):
+    """A template's outputs as the tensor columns take them."""
+
+    size: tuple[int, ...]
+    rank: tuple[int, ...]
+    shape: tuple[tuple[int, ...], ...]
+    dtype: tuple[int, ...]
+    values: tuple[tuple[int, Any], ...]  # (output position, a small constant's value)
+    bounds: tuple[tuple[int, int], ...]  # per step: its outputs' positions
+
+
+class _Blocks:
+    """The deferred instances of `build`: their tensors are appended as they come (a later record reads their
+    ids and secrecy), their nodes' columns are written per (template, secrecy) at the end, with numpy."""
+
+    def __init__(self, norm: dict) -> None:
+        self.norm = norm
+        self.shaped: dict[int, _Shaped | None] = {}
+        self.flows: dict[tuple[int, tuple[bool, ...]], _Flow] = {}
+        #: per (template, secrecy): the template, and per instance its first node, first tensor and given ids
+        self.groups: dict[tuple[int, tuple[bool, ...]], tuple[Template, list[int], list[int], list[list[int]]]] = {}
+
+    def _shaped(self, t: Template) -> _Shaped | None:
+        out = self.shaped.get(id(t), self)
+        if out is not self:
+            return out  # type: ignore[return-value]
+        sizes, ranks, shapes, dtypes, values, bounds = [], [], [], [], [], []
+        o = 0
+        for step in t.steps:
+            for shape, dtype in zip(step.shapes, step.dtypes, strict=True):
+                entry = self.norm.get(shape)
+                if entry is None:
+                    if shape is None or min(shape, default=1) < 0:
+                        self.shaped[id(t)] = None
+                        return None
+                    plain = tuple(int(d) for d in shape)
+                    entry = self.norm[shape] = (plain, min(math.prod(plain), _SIZE_CLAMP), len(plain))
+                if step.value is not None:
+                    values.append((len(shapes), step.value))
+                sizes.append(entry[1])
+                ranks.append(entry[2])
+                shapes.append(entry[0])
+                dtypes.append(TensorProto.FLOAT if dtype is None else dtype)
+            bounds.append((o, o + step.n_out))
+            o += step.n_out
+        out = self.shaped[id(t)] = _Shaped(tuple(sizes), tuple(ranks), tuple(shapes), tuple(dtypes), tuple(values),
+                                           tuple(bounds))
+        return out
+
+    def _flow(self, t: Template, given: tuple[bool, ...]) -> _Flow:
+        found = self.flows.get((id(t), given))
+        if found is None:
+            secret = list(given)
+            out_secret, reads, keys = [], [], []
+            for step in t.steps:
+                r = any(secret[x] for x in step.inputs)
+                s = r and step.op not in PUBLIC_OUTPUT_OPS
+                out_secret += [s] * step.n_out
+                secret += [s] * step.n_out
+                reads.append(r)
+                keys.append(step.op if step.domain in ("", "ai.onnx") else f"{step.domain}::{step.op}")
+            found = self.flows[(id(t), given)] = _Flow(tuple(out_secret), tuple(reads), tuple(keys))
+        return found
+
+    def add(self, inst: Instance, names: tuple[list[str], list[str]], i: int, ids: dict[str, int],
+            secret: list[bool], size: list[int], rank: list[int], t_shape: list, t_dtype: list, t_value: dict,
+            records: list[Node], raw_scopes: list, scope_of: Any) -> int:
+        """Append the tensors, nodes and scopes of `inst`, whose first node is number `i`; returns the number of
+        the node after it, or -1 where `build` cannot take it (a name it does not know, a shape it lacks)."""
+        t = inst.template
+        shaped = self._shaped(t)
+        if shaped is None:
+            return -1
+        try:
+            given_ids = [ids[x] if x else -1 for x in inst.env]
+        except KeyError:
+            return -1
+        given = tuple([x >= 0 and secret[x] for x in given_ids])
+        flow = self._flow(t, given)
+        first = len(secret)
+        node_names, out_names = names
+        ids.update(zip(out_names, itertools.count(first)))
+        secret += flow.out_secret
+        size += shaped.size
+        rank += shaped.rank
+        t_shape += shaped.shape
+        t_dtype += shaped.dtype
+        for o, value in shaped.values:
+            t_value[first + o] = value
+        env = [*inst.env, *out_names]
+        new_node = tuple.__new__
+        for k, (step, name, (lo, hi)) in enumerate(zip(t.steps, node_names, shaped.bounds, strict=True)):
+            records.append(new_node(Node, (i + k, name, step.op, step.domain, tuple([env[x] for x in step.inputs]),
+                                           tuple(out_names[lo:hi]), step.attrs)))
+        raw_scopes += [scope_of(inst.scope)] * len(t.steps)
+        group = self.groups.get((id(t), given))
+        if group is None:
+            group = self.groups[(id(t), given)] = (t, [], [], [])
+        group[1].append(i)
+        group[2].append(first)
+        group[3].append(given_ids)
+        return i + len(t.steps)
+
+    def columns(self, nf: int, node_in: np.ndarray, node_out: np.ndarray, secret_in: np.ndarray,
+                groups: dict[str, list[np.ndarray]]) -> None:
+        """Write the instances' nodes into the new nodes' columns (node `nf` is row 0) and their op groups."""
+        for (tid, given), (t, starts, firsts, given_ids) in self.groups.items():
+            flow, bounds = self.flows[(tid, given)], self.shaped[tid].bounds  # type: ignore[union-attr]
+            at = np.asarray(starts, dtype=np.int64) - nf
+            first = np.asarray(firsts, dtype=np.int64)
+            env = np.asarray(given_ids, dtype=np.int64).reshape(len(starts), t.given)
+            for k, step in enumerate(t.steps):
+                rows = at + k
+                for j, x in enumerate(step.inputs[:3]):
+                    node_in[rows, j] = env[:, x] if x < t.given else first + (x - t.given)
+                if step.n_out:
+                    node_out[rows] = first + bounds[k][0]
+                if flow.reads[k]:
+                    secret_in[rows] = True
+                    groups.setdefault(flow.keys[k], []).append(rows + nf)
 
 
 def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Forward | None:
@@ -104,9 +236,20 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     in_rows: list[list[int]] = []
     out_ids: list[int] = []
     secret_in: list[bool] = []
+    plain_at: list[int] = []  # the node index of each record (the instances' nodes come between them)
     groups: dict[str, list[int]] = {}
     raw_scopes: list[tuple[str, ...]] = []
     scope_cache: dict[str, tuple[str, ...]] = {}
+
+    def scope_of(grad_scope: str) -> tuple[str, ...]:
+        """The raw scope of the nodes of a backward scope `<P><fwd>_Grad`: the segments stop at `_Grad`, so it is
+        the one of `<P>` (one per module, where the backward scopes are one per forward node)."""
+        key = grad_scope[:grad_scope.rfind("/") + 1]
+        found = scope_cache.get(key)
+        if found is None:
+            found = scope_cache[key] = prefix_scope(grad_scope + "/")
+        return found
+
     # per distinct shape: (the shape as plain ints, as read from a proto; its clamped size; its rank)
     norm: dict[tuple[int, ...] | None, tuple[tuple[int, ...], int, int]] = {}
     records: list[Node] = []
@@ -114,7 +257,18 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     nf = len(base.nodes)
     pad = [-1, -1, -1]
     shape_of, dtype_of, float_type = b.shapes.get, b.dtypes.get, TensorProto.FLOAT
-    for i, (name, op, domain, inputs, outs, attrs, value) in enumerate(b.records, start=nf):
+    blocks = _Blocks(norm)
+    pending = list(zip(b.instances, b.instance_names, strict=True))[::-1]  # popped from the end, in order
+    next_at = pending[-1][0].at if pending else -1
+    i = nf
+    for r, (name, op, domain, inputs, outs, attrs, value) in enumerate(b.records):
+        while r == next_at:  # deferred instances (`replay.defer`) emitted before this record
+            inst, names = pending.pop()
+            i = blocks.add(inst, names, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records,
+                           raw_scopes, scope_of)
+            if i < 0:
+                return None
+            next_at = pending[-1][0].at if pending else -1
         try:
             in_ids = [ids[x] if x else -1 for x in inputs]
         except KeyError:
@@ -142,20 +296,21 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         prefix = name[: name.rindex("/") + 1]  # every emitted name is `<scope>/<Op>...`
         found = scope_cache.get(prefix)
         if found is None:
-            # `<P><fwd>_Grad/`: the segments stop at `_Grad`, so the scope is the one of `<P>` (one per module,
-            # where the backward prefixes are one per forward node)
-            cut = prefix.rfind("/", 0, len(prefix) - 1) + 1
-            key = prefix[:cut] if prefix.endswith("_Grad/") else prefix
-            found = scope_cache.get(key)
-            if found is None:
-                found = scope_cache[key] = prefix_scope(prefix)
-            scope_cache[prefix] = found
+            found = scope_cache[prefix] = scope_of(prefix[:-1]) if prefix.endswith("_Grad/") else prefix_scope(prefix)
         raw_scopes.append(found)
         in_rows.append((in_ids + pad)[:3])
         out_ids.append(first if outs else -1)
         secret_in.append(reads_secret)
+        plain_at.append(i)
         if reads_secret:
             groups.setdefault(op if domain in ("", "ai.onnx") else f"{domain}::{op}", []).append(i)
+        i += 1
+    while pending:  # instances after the last record
+        inst, names = pending.pop()
+        i = blocks.add(inst, names, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, raw_scopes,
+                       scope_of)
+        if i < 0:
+            return None
 
     number: dict[tuple[str, ...], int] = {}
     node_scope = [number.setdefault(sc, len(number)) for sc in (*fwd.raw_scopes, *raw_scopes)]
@@ -166,16 +321,25 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         return np.where(a >= head, a + m, a)
 
     n = len(nodes)
-    all_groups = {k: np.concatenate([v, np.asarray(groups.pop(k, []), dtype=np.int64)])
-                  for k, v in col.groups.items()}
-    all_groups.update((k, np.asarray(v, dtype=np.int64)) for k, v in groups.items())
+    new_in = np.full((n - nf, 3), -1, dtype=np.int64)
+    new_out = np.full(n - nf, -1, dtype=np.int64)
+    new_secret_in = np.zeros(n - nf, dtype=bool)
+    at = np.asarray(plain_at, dtype=np.int64) - nf
+    new_in[at] = np.asarray(in_rows, np.int64).reshape(-1, 3)
+    new_out[at] = out_ids
+    new_secret_in[at] = secret_in
+    found = {k: [np.asarray(v, dtype=np.int64)] for k, v in groups.items()}
+    blocks.columns(nf, new_in, new_out, new_secret_in, found)
+    merged = {k: v[0] if len(v) == 1 else np.sort(np.concatenate(v)) for k, v in found.items()}
+    all_groups = {k: np.concatenate([v, merged.pop(k, np.zeros(0, np.int64))]) for k, v in col.groups.items()}
+    all_groups.update(sorted(merged.items(), key=lambda kv: int(kv[1][0])))  # new keys by their first node
     columns = Columns(
         np.concatenate([col.size[:head], np.asarray(in_size, np.int64), col.size[head:], np.asarray(size, np.int64)]),
         np.concatenate([col.rank[:head], np.asarray(in_rank, np.int64), col.rank[head:], np.asarray(rank, np.int64)]),
         np.asarray(secret, dtype=bool),
-        np.concatenate([shifted(col.node_in), np.asarray(in_rows, np.int64).reshape(-1, 3)]).reshape(n, 3),
-        np.concatenate([shifted(col.node_out), np.asarray(out_ids, np.int64)]),
-        np.concatenate([col.secret_in, np.asarray(secret_in, bool)]),
+        np.concatenate([shifted(col.node_in), new_in]).reshape(n, 3),
+        np.concatenate([shifted(col.node_out), new_out]),
+        np.concatenate([col.secret_in, new_secret_in]),
         all_groups)
     tensors = TensorTable(ids, t_shape, t_dtype, secret, t_value)
     graph = Graph(tuple(nodes), tensors, data_inputs, tuple(o.name for o in g.output), inits, base.opset,

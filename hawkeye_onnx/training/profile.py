@@ -170,7 +170,7 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | Non
     # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
     # frozen before the GC is back
     with paused_gc():
-        train, phases, b = expand_with_builder(loaded.model, opts, protos=False, shapes=shapes)
+        train, phases, b = expand_with_builder(loaded.model, opts, protos=False, shapes=shapes, defer=True)
         if not forward:
             forward.append(forward_ir(loaded.model, shapes))
         built = build(forward[0], train, b) if forward[0] is not None else None

@@ -44,6 +44,19 @@ class Step(NamedTuple):
 class Template(NamedTuple):
     steps: tuple[Step, ...]
     grads: tuple[int | None, ...]  # per forward input: the position of its gradient, or None
+    given: int  # names the rule is given (the environment's first positions)
+    #: per emitted output, in order (positions `given`...): its step and its index among the step's outputs
+    origin: tuple[tuple[int, int], ...]
+
+
+class Instance(NamedTuple):
+    """A template replayed for one forward node, kept as such (`defer`): its nodes come after `at` records."""
+
+    at: int  # len(builder.records) when it was emitted
+    template: Template
+    scope: str
+    k: int  # the scope's counter at its first node: the nodes are `<scope>/<Op>_<k + step>`
+    env: tuple[str | None, ...]
 
 
 def signature(b: Builder, node: onnx.NodeProto, key: str, needs: list[bool], env: list[str | None]) -> tuple:
@@ -54,8 +67,8 @@ def signature(b: Builder, node: onnx.NodeProto, key: str, needs: list[bool], env
     shapes = tuple([shape(x) if x else False for x in env])
     names = [x for x in env if x is not None]
     alias = None if len(set(names)) == len(names) else tuple([env.index(x) for x in env])
-    return (key, tuple([a.SerializeToString() for a in node.attribute]), tuple(needs), len(node.input), shapes,
-            alias)
+    return (key, tuple([a.SerializeToString() for a in node.attribute]) if node.attribute else (), tuple(needs),
+            shapes, alias)
 
 
 class _Watch:
@@ -118,7 +131,8 @@ def capture(b: Builder, scope: str, env: list[str | None],
         refs = tuple(None if g is None else env.index(g) for g in grads)
     except ValueError:
         return grads, None
-    return grads, Template(tuple(steps), refs)
+    origin = tuple((s, i) for s, step in enumerate(steps) for i in range(step.n_out))
+    return grads, Template(tuple(steps), refs, n_given, origin)
 
 
 def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
@@ -142,3 +156,80 @@ def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
         env += outs
     b.counters[scope] = k
     return [None if r is None else env[r] for r in t.grads]
+
+
+def defer(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
+    """`replay`, with the nodes kept as one `Instance` instead of records: only the gradients' names and shapes
+    are made now (the later rules read them), the other names when the expansion ends (`settle`), and the IR
+    takes the instance's nodes as a block (`training.graph.build`). Names are not made unique here: `settle`
+    checks that none was taken, else the expansion is run again with `replay`."""
+    k = b.counters[scope]
+    b.counters[scope] = k + len(t.steps)
+    b.instances.append(Instance(len(b.records), t, scope, k, tuple(env)))
+    b.replayed += len(t.steps)
+    out: Grads = []
+    given, steps = t.given, t.steps
+    for r in t.grads:
+        if r is None or r < given:
+            out.append(None if r is None else env[r])
+            continue
+        s, i = t.origin[r - given]
+        step = steps[s]
+        name = f"{scope}/{step.op}_{k + s}_output_{i}"
+        if step.shapes[i] is not None:
+            b.shapes[name] = step.shapes[i]
+        if step.dtypes[i] is not None:
+            b.dtypes[name] = step.dtypes[i]
+        out.append(name)
+    return out
+
+
+def instance_names(inst: Instance) -> tuple[list[str], list[str]]:
+    """The names of an instance's nodes and of their outputs (in order), as `replay` would give them when
+    none was taken."""
+    scope, k = inst.scope, inst.k
+    nodes = [f"{scope}/{step.op}_{k + s}" for s, step in enumerate(inst.template.steps)]
+    return nodes, [f"{nodes[s]}_output_{i}" for s, i in inst.template.origin]
+
+
+def settle(b: Builder) -> bool:
+    """Name every deferred instance's nodes and outputs (`Builder.instance_names`); False if one of those names
+    was taken (by the model or a node emitted as a record): `replay` would have made it unique, and the names of
+    everything after it may differ. Two instances cannot take one name: a name is `<scope>/<tail>` with no `/`
+    in the tail (op types have none), and in one scope the builder's counter numbers the nodes."""
+    names: list[tuple[list[str], list[str]]] = [instance_names(inst) for inst in b.instances]
+    disjoint = b.used.isdisjoint
+    if not all([disjoint(nodes) and disjoint(outs) for nodes, outs in names]):
+        return False
+    b.instance_names = names
+    return True
+
+
+def records(b: Builder) -> tuple[list[tuple], dict[str, tuple[int, ...]], dict[str, int], list[str]]:
+    """Every emitted node's record in order, and the shapes, element types and outputs, with the deferred
+    instances written out as `replay` writes them (for tests and checks: the IR takes instances as blocks)."""
+    out: list[tuple] = []
+    shapes, dtypes, outputs = dict(b.shapes), dict(b.dtypes), []
+    plain_outputs = iter(b.outputs)
+    at = 0
+    for inst, (nodes, outs) in zip(b.instances, b.instance_names, strict=True):
+        for r in b.records[at:inst.at]:
+            out.append(r)
+            outputs += [next(plain_outputs) for _ in r[4]]
+        at = inst.at
+        env = [*inst.env, *outs]
+        o = 0
+        for name, step in zip(nodes, inst.template.steps, strict=True):
+            step_outs = tuple(outs[o:o + step.n_out])
+            o += step.n_out
+            out.append((name, step.op, step.domain, tuple([env[r] for r in step.inputs]), step_outs, step.attrs,
+                        step.value))
+            outputs += step_outs
+            for x, shape, dtype in zip(step_outs, step.shapes, step.dtypes, strict=True):
+                if shape is not None:
+                    shapes[x] = shape
+                if dtype is not None:
+                    dtypes[x] = dtype
+    out += b.records[at:]
+    outputs += list(plain_outputs)
+    return out, shapes, dtypes, outputs
