@@ -175,16 +175,18 @@ def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Fo
     if not g.output or g.output[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         return None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    fwd = onnx.ModelProto()
-    fwd.CopyFrom(model)
-    del fwd.graph.node[:]
-    fwd.graph.node.extend(_training_mode(n, opset) for n in g.node)
-    for n, nd in zip(g.node, fwd.graph.node, strict=True):
-        if nd.output[1:] != n.output[1:]:  # BatchNormalization's running statistics: shaped like its inputs
-            for o, x in zip(nd.output[1:], nd.input[3:], strict=False):
-                if x not in shapes:
-                    return None
-                fwd.graph.value_info.append(onnx.helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[x]))
+    fwd = model
+    if any(n.op_type == "BatchNormalization" for n in g.node):  # else the model's nodes are the forward phase
+        fwd = onnx.ModelProto()
+        fwd.CopyFrom(model)
+        del fwd.graph.node[:]
+        fwd.graph.node.extend(_training_mode(n, opset) for n in g.node)
+        for n, nd in zip(g.node, fwd.graph.node, strict=True):
+            if nd.output[1:] != n.output[1:]:  # BatchNormalization's running statistics: shaped like its inputs
+                for o, x in zip(nd.output[1:], nd.input[3:], strict=False):
+                    if x not in shapes:
+                        return None
+                    fwd.graph.value_info.append(onnx.helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[x]))
     graph = build_graph(fwd)
     scopes, number = raw_scopes(fwd.graph.node)
     raw = [scopes[k] for k in number]

@@ -38,10 +38,11 @@ from hawkeye_onnx.scope import scope_index
 from hawkeye_onnx.training.expand import (
     _FLOAT,
     PHASES,
+    ModelFacts,
     TrainOptions,
     declare_shapes,
     expand_with_builder,
-    static_shapes,
+    model_facts,
 )
 from hawkeye_onnx.training.graph import Forward, build, forward_ir
 
@@ -163,19 +164,19 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | None],
-            shapes: dict[str, tuple[int, ...]]) -> _Expanded:
+            facts: ModelFacts) -> _Expanded:
     """Expand, and build the IR: from the builder's records on the shared forward IR (`forward`: built on first
     use, after the expander's own checks) where it can, else from the training model (its shapes declared by
     the expander, or inferred)."""
     # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
     # frozen before the GC is back
     with paused_gc():
-        train, phases, b = expand_with_builder(loaded.model, opts, protos=False, shapes=shapes, defer=True)
+        train, phases, b = expand_with_builder(loaded.model, opts, protos=False, facts=facts, defer=True)
         if not forward:
-            forward.append(forward_ir(loaded.model, shapes))
+            forward.append(forward_ir(loaded.model, facts.shapes))
         built = build(forward[0], train, b) if forward[0] is not None else None
         if built is None:  # the records are not enough: the whole training model, as `expand` makes it
-            train, phases, b = expand_with_builder(loaded.model, opts, shapes=shapes)
+            train, phases, b = expand_with_builder(loaded.model, opts, facts=facts)
             built = (build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train)),
                      scope_index(train.graph.node))
         graph, scopes = built
@@ -188,12 +189,12 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | Non
 
 
 def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
-                   forward: list[Forward | None], shapes: dict[str, tuple[int, ...]],
+                   forward: list[Forward | None], facts: ModelFacts,
                    depth: int | None, spill: SpillFile | None = None) -> dict[str, BackendReport]:
     """One autodiff style's training graph, priced by each of its backends. With `spill`, each report's tree is
     written to JSON text at once and kept in that file, so that nothing holds the style's graph when this
     returns (a lazy tree keeps it: 1.9 GB at 200k nodes, where the three backends' texts are 0.5 GB)."""
-    graph, phases, meta, modules, envs = _expand(loaded, style_opts, forward, shapes)
+    graph, phases, meta, modules, envs = _expand(loaded, style_opts, forward, facts)
     out = {}
     for b in backends:
         priced_graph = _context(graph, b, phases["backward"], BACKWARD)
@@ -218,14 +219,14 @@ def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list
 
 
 def _style_reports_sent(loaded: LoadedModel, styles: list[tuple[TrainOptions, list[Backend]]],
-                        forward: list[Forward | None], shapes: dict[str, tuple[int, ...]],
+                        forward: list[Forward | None], facts: ModelFacts,
                         depth: int | None, spill: SpillFile) -> Iterator[BackendReport]:
     """`_style_reports` of one style after the other, in a background child: each backend's report, its tree as
     JSON text in `spill` (made by the parent before the fork; the graphs stay here), in the order of `styles`
     and their backends."""
     with paused_gc():
         for style_opts, backends in styles:
-            reports = _style_reports(loaded, style_opts, backends, forward, shapes, depth, spill)
+            reports = _style_reports(loaded, style_opts, backends, forward, facts, depth, spill)
             for b in backends:
                 yield reports.pop(b.name)
 
@@ -279,7 +280,7 @@ def _profile_train(
     require_static(loaded)
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: dict(p) for b, p in (params or {}).items()})
-    shapes = static_shapes(loaded.model)
+    facts = model_facts(loaded.model)  # read once, for every style (before the fork)
     # a big model (`overlap_min_nodes`): each style's trees become text in a spill file as soon as they are made
     # (its graph is then freed), and the styles run side by side in forked children as far as the memory allows
     big = len(loaded.model.graph.node) >= overlap_min_nodes()
@@ -307,15 +308,15 @@ def _profile_train(
         reports: dict[str, BackendReport] = {}
         with contextlib.ExitStack() as children:
             if shares and not forward:  # built before the fork, once, and shared (copy-on-write)
-                forward.append(forward_ir(loaded.model, shapes))
+                forward.append(forward_ir(loaded.model, facts.shapes))
             spill = SpillFile() if big else None  # for the trees made here
             spills = [SpillFile() for _ in shares]  # one per child, open here until its trees are read back
             pending = [children.enter_context(background.Pending(functools.partial(
-                _style_reports_sent, loaded, share, forward, shapes, depth, sp)))
+                _style_reports_sent, loaded, share, forward, facts, depth, sp)))
                 for share, sp in zip(shares, spills, strict=True)]
             for style_opts, backends in here:
                 stage(style_opts, backends)
-                reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth, spill))
+                reports.update(_style_reports(loaded, style_opts, backends, forward, facts, depth, spill))
                 done += 1
             for child, share in zip(pending, shares, strict=True):
                 for style_opts, backends in share:
@@ -325,7 +326,7 @@ def _profile_train(
                             reports[b.name] = child.next()
                     except background.Lost:  # the child was killed (memory?): this style here after all
                         stage(style_opts, backends)
-                        reports.update(_style_reports(loaded, style_opts, backends, forward, shapes, depth, spill))
+                        reports.update(_style_reports(loaded, style_opts, backends, forward, facts, depth, spill))
                     done += 1
         results.append((opts, {b.name: reports[b.name] for b in selected}))
     name = Path(loaded.path).stem if loaded.path else (loaded.model.graph.name or "model")

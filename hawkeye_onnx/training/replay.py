@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import onnx
-
 from hawkeye_onnx.training.builder import Builder
 
 Grads = list[str | None]
@@ -59,16 +57,16 @@ class Instance(NamedTuple):
     env: tuple[str | None, ...]
 
 
-def signature(b: Builder, node: onnx.NodeProto, key: str, needs: list[bool], env: list[str | None]) -> tuple:
-    """What a gradient rule's emission for `node` depends on (see the module doc). `env`: the node's inputs,
-    outputs and output gradients (None where none flows), the names the rule is given."""
+def signature(b: Builder, attrs: tuple[bytes, ...], key: str, needs: list[bool], env: list[str | None]) -> tuple:
+    """What a gradient rule's emission for a node depends on (see the module doc). `attrs`: its attributes'
+    bytes; `env`: its inputs, outputs and output gradients (None where none flows), the names the rule is
+    given."""
     shape = b.shapes.get
     # an empty name (an optional input left out) is told apart from a tensor without a static shape
     shapes = tuple([shape(x) if x else False for x in env])
     names = [x for x in env if x is not None]
     alias = None if len(set(names)) == len(names) else tuple([env.index(x) for x in env])
-    return (key, tuple([a.SerializeToString() for a in node.attribute]) if node.attribute else (), tuple(needs),
-            shapes, alias)
+    return (key, attrs, tuple(needs), shapes, alias)
 
 
 class _Watch:
