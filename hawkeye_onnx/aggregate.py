@@ -67,7 +67,7 @@ class ModuleIndex:
         for cached in self._SENT:
             getattr(self, cached)
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_nodes", "children", "after_comma", "node_name_json")}
+                if k not in ("_nodes", "children", "node_name_json")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state, _nodes=None)
@@ -149,11 +149,6 @@ class ModuleIndex:
         return opens, opens + 2 * size - 1
 
     @cached_property
-    def after_comma(self) -> tuple[np.ndarray, np.ndarray]:
-        """`head_json` and `node_name_json` with `, ` before: a record that follows another in its list."""
-        return ", " + self.head_json, ", " + self.node_name_json
-
-    @cached_property
     def node_order(self) -> np.ndarray:
         """Node indices ordered by (module, index): the order of every module's nodes in the tree."""
         return np.argsort(self.node_module, kind="stable")
@@ -187,6 +182,11 @@ def _objects(items: list[str]) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out
+
+
+#: What comes before a record in the tree's text: nothing, or `, ` after another record of its list (an object
+#: array: indexing it gives the same two strings, no new ones per record)
+_SEPARATORS = np.array(["", ", "], dtype=object)
 
 
 def _totals_json(row: Sequence[int]) -> str:
@@ -299,11 +299,11 @@ class TreeSource:
             return self._json()
 
     def _json(self) -> str:
-        """Every record of the tree is one row of string parts: module heads (name; totals and `"children": [`),
-        node records (name; the rest) and module closes (`]}`; ``). Their order is the depth-first walk
-        (`ModuleIndex.dfs`), a node's record just before its module's close; a record after anything but an
-        open starts with `, ` (`ModuleIndex.after_comma`). The parts are joined once: no record is glued into
-        a new string before."""
+        """Every record of the tree is one row of string parts: its separator (`, ` for a record after anything
+        but an open, else nothing), then module heads (name; totals and `"children": [`), node records (name; the
+        rest) and module closes (`]}`; ``). Their order is the depth-first walk (`ModuleIndex.dfs`), a node's
+        record just before its module's close. The parts are joined once: no record is glued into a new string
+        before."""
         modules, depth = self.modules, self.depth
         limit = np.iinfo(np.int64).max if depth is None else depth
         level = modules.level
@@ -336,18 +336,17 @@ class TreeSource:
         at = np.empty_like(order)  # each record's place in the text
         at[order] = np.arange(len(order))
         in_order = kind[order]
-        comma = np.zeros(len(order), dtype=bool)  # an open or a node record after anything but an open
+        comma = np.zeros(len(order), dtype=np.intp)  # an open or a node record after anything but an open
         comma[1:] = (in_order[1:] != 2) & (in_order[:-1] != 0)
-        comma = comma[at]
         at_open, at_node, at_close = at[:n_mod], at[n_mod:n_mod + n_node], at[n_mod + n_node:]
-        heads, names = modules.after_comma
-        parts = np.empty((len(order), 2), dtype=object)
-        parts[at_open, 0] = np.where(comma[:n_mod], heads[kept], modules.head_json[kept])
-        parts[at_open, 1] = totals[inverse]
-        parts[at_node, 0] = np.where(comma[n_mod:n_mod + n_node], names[costed], modules.node_name_json[costed])
-        parts[at_node, 1] = records
-        parts[at_close, 0] = "]}"
-        parts[at_close, 1] = ""
+        parts = np.empty((len(order), 3), dtype=object)
+        parts[:, 0] = _SEPARATORS[comma]  # in text order
+        parts[at_open, 1] = modules.head_json[kept]
+        parts[at_open, 2] = totals[inverse]
+        parts[at_node, 1] = modules.node_name_json[costed]
+        parts[at_node, 2] = records
+        parts[at_close, 1] = "]}"
+        parts[at_close, 2] = ""
         return "".join(parts.ravel().tolist())
 
 

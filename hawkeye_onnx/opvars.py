@@ -382,7 +382,13 @@ def _mul_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None:
     col = graph.columns
     weight = graph.is_initializer & (col.rank > 0)  # `_is_weight` by tensor id
     wa, wb = weight[col.node_in[idx, 0]].tolist(), weight[col.node_in[idx, 1]].tolist()
-    rows = [_mul_row(p, q, y, x) if p and not q else _mul_row(p, q, x, y)
-            for p, q, x, y in zip(wa, wb, *found, strict=True)]
+    rows = []
+    made: dict[tuple, list[int]] = {}  # a big model repeats a few (weights?, shapes) combinations
+    for key in zip(wa, wb, *found, strict=True):
+        row = made.get(key)
+        if row is None:
+            p, q, x, y = key
+            row = made[key] = _mul_row(p, q, y, x) if p and not q else _mul_row(p, q, x, y)
+        rows.append(row)
     table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 5)
     return dict(zip(REGISTRY["Mul"].names, table.T, strict=True))

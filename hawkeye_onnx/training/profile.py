@@ -18,6 +18,7 @@ import functools
 import gc
 import json
 import math
+import operator
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -58,12 +59,21 @@ DETACHED_REASON = ("the framework's module cuts the autograd graph here (crypten
                    "the step is priced as the framework runs it")
 
 
+_OP_TYPE = operator.attrgetter("op_type")
+
+
 def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str,
              only: Callable[[Node], bool] | None = None) -> Graph:
     """Nodes in `span` whose op has a `<context>::<op>` rule in `backend` get that domain (IR only)."""
+    # a backend has a few such rules: only the nodes of those op types are looked at (a big model's backward
+    # phase has a million nodes, and every backend of a style walks it)
+    ops = {k.rsplit("::", 1)[1] for k in backend.ops if k.startswith(f"{context}::")}
+    if not ops:
+        return graph
     nodes = list(graph.nodes)
+    lo, hi = span
     changed = []
-    for i in range(*span):
+    for i in [i for i, op in enumerate(map(_OP_TYPE, nodes[lo:hi]), lo) if op in ops]:
         n = nodes[i]
         key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
         if f"{context}::{key}" in backend.ops and (only is None or only(n)):
