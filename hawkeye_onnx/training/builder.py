@@ -7,8 +7,9 @@ scope the caller gives (`/loss/...`, `/optimizer/<parameter>/...`).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
@@ -60,6 +61,27 @@ _NO_ATTRS: dict[str, Any] = {}
 _TENSOR_VALUE: dict[str, Any] = {"value": "<tensor>"}
 
 
+class ModelBase(NamedTuple):
+    """What every builder of one model starts from (read once per model, shared by its expansions)."""
+
+    used: frozenset[str]  # the model's node, tensor, input and initializer names
+    producers: dict[str, list[onnx.NodeProto]]  # tensor -> the nodes that make it
+    initial_values: dict[str, np.ndarray]  # small initializers' values (what a gradient rule may read)
+
+
+def model_base(model: onnx.ModelProto) -> ModelBase:
+    g = model.graph
+    used = {n.name for n in g.node} | {o for n in g.node for o in n.output}
+    used |= {i.name for i in g.input} | {i.name for i in g.initializer}
+    producers: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for o in n.output:
+            producers.setdefault(o, []).append(n)
+    initial_values = {i.name: numpy_helper.to_array(i) for i in g.initializer
+                      if i.data_location != onnx.TensorProto.EXTERNAL and math.prod(i.dims) <= 64}
+    return ModelBase(frozenset(used), producers, initial_values)
+
+
 class Builder:
     """Appends nodes to a graph; tracks the static shapes it knows (forward tensors, emitted ones).
 
@@ -68,8 +90,8 @@ class Builder:
     100k nodes has a few hundred distinct ones)."""
 
     def __init__(self, model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]],
-                 graph: onnx.GraphProto | None = None) -> None:
-        g = model.graph
+                 graph: onnx.GraphProto | None = None, base: ModelBase | None = None) -> None:
+        base = model_base(model) if base is None else base
         self.graph = onnx.GraphProto() if graph is None else graph
         self.nodes: list[onnx.NodeProto] = []
         #: False: record the nodes only, no protos (nor `producers`, which gradient rules read for the inputs of
@@ -77,18 +99,13 @@ class Builder:
         self.protos = True
         self.outputs: list[str] = []  # the emitted nodes' outputs, in order
         self.shapes = dict(shapes)
-        self.used: set[str] = {n.name for n in g.node} | {o for n in g.node for o in n.output}
-        self.used |= {i.name for i in g.input} | {i.name for i in g.initializer}
+        self.used: set[str] = set(base.used)
         self.counters: dict[str, int] = defaultdict(int)
         self.custom: set[str] = set()
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-        self.producers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for n in g.node:
-            for o in n.output:
-                self.producers[o].append(n)
-        self.initial_values: dict[str, np.ndarray] = {
-            i.name: numpy_helper.to_array(i) for i in g.initializer
-            if i.data_location != onnx.TensorProto.EXTERNAL and np.prod(i.dims) <= 64}
+        # the model's lists are shared: an emitted node's outputs are new names, so it never appends to them
+        self.producers: dict[str, list[onnx.NodeProto]] = defaultdict(list, base.producers)
+        self.initial_values: dict[str, np.ndarray] = base.initial_values  # read only
         self.dtypes: dict[str, int] = {}  # element type of an emitted tensor that is not float (a constant's)
         #: each emitted node as the IR reads it: (name, op, domain, inputs, outputs, decoded attributes, the value
         #: of a small constant), so the profiler builds its IR without reading the protos back

@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 
 from hawkeye_onnx.errors import ModelError, ParamError
 from hawkeye_onnx.training import replay
-from hawkeye_onnx.training.builder import Builder
+from hawkeye_onnx.training.builder import Builder, ModelBase, model_base
 from hawkeye_onnx.training.functions import DOMAIN, all_functions
 from hawkeye_onnx.training.grads import REGISTRY, STYLES, Autodiff, GradCtx, grad_scope, register
 
@@ -104,6 +104,7 @@ class ModelFacts(NamedTuple):
 
     shapes: dict[str, tuple[int, ...]]  # `static_shapes`
     fields: list[NodeFields]  # per node of the model (`node_fields`)
+    base: ModelBase  # what each builder starts from
 
 
 def node_fields(nodes: Iterable[onnx.NodeProto]) -> list[NodeFields]:
@@ -112,7 +113,7 @@ def node_fields(nodes: Iterable[onnx.NodeProto]) -> list[NodeFields]:
 
 
 def model_facts(model: onnx.ModelProto) -> ModelFacts:
-    return ModelFacts(static_shapes(model), node_fields(model.graph.node))
+    return ModelFacts(static_shapes(model), node_fields(model.graph.node), model_base(model))
 
 
 def _training_mode(node: onnx.NodeProto, opset: int) -> onnx.NodeProto:
@@ -203,7 +204,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     out = onnx.ModelProto()  # filled in place: the builder adds the loss, backward and update nodes after forward
     if protos:  # else the caller reads the records (a copy of 200k forward nodes is 0.2 s and 200 MB per style)
         out.graph.node.extend(forward)
-    b = Builder(model, shapes, out.graph)
+    b = Builder(model, shapes, out.graph, facts.base)
     for n, n_train in zip(g.node, forward, strict=True):
         if n_train is not n:  # BatchNormalization in training mode: its running statistics are shaped like its inputs
             for o, x in zip(n_train.output[1:], n_train.input[3:], strict=False):
