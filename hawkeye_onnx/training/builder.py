@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -69,13 +70,17 @@ class ModelBase(NamedTuple):
     initial_values: dict[str, np.ndarray]  # small initializers' values (what a gradient rule may read)
 
 
-def model_base(model: onnx.ModelProto) -> ModelBase:
+def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None = None) -> ModelBase:
+    """`outputs`: each node's outputs, when the caller has read them already (a protobuf field makes new objects
+    on every read)."""
     g = model.graph
-    used = {n.name for n in g.node} | {o for n in g.node for o in n.output}
+    if outputs is None:
+        outputs = [tuple(n.output) for n in g.node]
+    used = {n.name for n in g.node} | {o for outs in outputs for o in outs}
     used |= {i.name for i in g.input} | {i.name for i in g.initializer}
     producers: dict[str, list[onnx.NodeProto]] = {}
-    for n in g.node:
-        for o in n.output:
+    for n, outs in zip(g.node, outputs, strict=True):
+        for o in outs:
             producers.setdefault(o, []).append(n)
     initial_values = {i.name: numpy_helper.to_array(i) for i in g.initializer
                       if i.data_location != onnx.TensorProto.EXTERNAL and math.prod(i.dims) <= 64}

@@ -26,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from hawkeye_onnx.errors import ModelError, ParamError
+from hawkeye_onnx.ir import paused_gc
 from hawkeye_onnx.training import replay
 from hawkeye_onnx.training.builder import Builder, ModelBase, model_base
 from hawkeye_onnx.training.functions import DOMAIN, all_functions
@@ -112,8 +113,10 @@ def node_fields(nodes: Iterable[onnx.NodeProto]) -> list[NodeFields]:
              tuple([a.SerializeToString() for a in n.attribute]) if n.attribute else ()) for n in nodes]
 
 
+@paused_gc()
 def model_facts(model: onnx.ModelProto) -> ModelFacts:
-    return ModelFacts(static_shapes(model), node_fields(model.graph.node), model_base(model))
+    fields = node_fields(model.graph.node)
+    return ModelFacts(static_shapes(model), fields, model_base(model, [f[3] for f in fields]))
 
 
 def _training_mode(node: onnx.NodeProto, opset: int) -> onnx.NodeProto:
