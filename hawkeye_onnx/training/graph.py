@@ -35,6 +35,9 @@ class Forward:
     graph: Graph
     raw_scopes: list[tuple[str, ...]]  # per node, before `merge_repeated_calls` (which sees the whole graph)
     head: int  # tensors that are initializers or data inputs: they come before the new inputs (label, ...)
+    #: the scope of each slash-scoped name prefix of the forward nodes (`/a/b/` of `/a/b/Conv`): also the scope
+    #: of the backward nodes `/a/b/Conv_Grad/...` (`prefix_scope` stops at `_Grad`)
+    prefixes: dict[str, tuple[str, ...]]
 
 
 class _Flow(NamedTuple):
@@ -188,10 +191,11 @@ def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Fo
                         return None
                     fwd.graph.value_info.append(onnx.helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[x]))
     graph = build_graph(fwd)
-    scopes, number = raw_scopes(fwd.graph.node)
+    prefixes: dict[str, tuple[str, ...]] = {}
+    scopes, number = raw_scopes(fwd.graph.node, prefixes=prefixes)
     raw = [scopes[k] for k in number]
     head = len(dict.fromkeys([*graph.initializers, *graph.inputs]))
-    return Forward(graph, raw, head)
+    return Forward(graph, raw, head, prefixes)
 
 
 def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, ScopeIndex] | None:
@@ -241,7 +245,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     plain_at: list[int] = []  # the node index of each record (the instances' nodes come between them)
     groups: dict[str, list[int]] = {}
     raw_scopes: list[tuple[str, ...]] = []
-    scope_cache: dict[str, tuple[str, ...]] = {}
+    scope_cache: dict[str, tuple[str, ...]] = dict(fwd.prefixes)  # (see `scope_of`)
 
     def scope_of(grad_scope: str) -> tuple[str, ...]:
         """The raw scope of the nodes of a backward scope `<P><fwd>_Grad`: the segments stop at `_Grad`, so it is
