@@ -18,8 +18,16 @@ from hawkeye_onnx.ir import Columns, Graph, build_graph
 from hawkeye_onnx.load import load
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.scope import scope_index
+from hawkeye_onnx.training import replay
 from hawkeye_onnx.training.builder import Builder
-from hawkeye_onnx.training.expand import TrainOptions, expand, expand_typed, expand_with_builder, static_shapes
+from hawkeye_onnx.training.expand import (
+    TrainOptions,
+    expand,
+    expand_typed,
+    expand_with_builder,
+    model_facts,
+    static_shapes,
+)
 from hawkeye_onnx.training.graph import build, forward_ir
 from hawkeye_onnx.training.profile import BACKWARD, TRAIN, _context, _parameters, _training_mode, infer_shapes
 
@@ -140,3 +148,27 @@ def test_every_ir_path_gives_the_same_report(name: str, monkeypatch: pytest.Monk
     monkeypatch.setattr(tp, "declare_shapes", lambda *a: False)
     inferred = run()
     assert fast == declined == declared == inferred
+
+
+def test_facts_shared_by_the_expansions_stay_as_they_were() -> None:
+    """A profile reads `model_facts` once (before the styles fork) and expands the model once per style from
+    them: no expansion, records-only or with protos, may change them, and one from shared facts equals one
+    from fresh facts."""
+    model = load(MODELS / "transformer_block.onnx", batch=2).model
+    facts = model_facts(model)
+
+    def state() -> tuple:
+        base = facts.base
+        return (dict(facts.shapes), list(facts.fields), set(base.used),
+                {k: len(v) for k, v in base.producers.items()}, sorted(base.initial_values))
+
+    before = state()
+    for style in ("crypten", "jax", "onnx"):
+        for protos in (True, False):
+            opts = TrainOptions(style=style, optimizer="adam")
+            expand_with_builder(model, opts, protos=protos, facts=facts, defer=not protos)
+    assert state() == before
+    opts = TrainOptions(style="crypten", optimizer="momentum")
+    shared = replay.records(expand_with_builder(model, opts, protos=False, facts=facts, defer=True)[2])[0]
+    fresh = replay.records(expand_with_builder(model, opts, protos=False, defer=True)[2])[0]
+    assert [r[:6] for r in shared] == [r[:6] for r in fresh] and len(shared) > 100
