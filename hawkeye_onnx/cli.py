@@ -27,6 +27,7 @@ from hawkeye_onnx.network import networks
 from hawkeye_onnx.profile import profile
 from hawkeye_onnx.progress import StageProgress
 from hawkeye_onnx.render import render_markdown, render_table
+from hawkeye_onnx.result import SpilledTree
 from hawkeye_onnx.rules import load_backends
 
 EXIT_CODES = {
@@ -95,10 +96,11 @@ def _check_output(output: Path | None) -> None:
         raise ParamError(f"--output {output}: the folder {output.parent} does not exist; create it first")
 
 
-def _write_parts(parts: Iterable[str], output: Path | None) -> None:
+def _write_parts(parts: Iterable[str | SpilledTree], output: Path | None) -> None:
     """Write text pieces to `output` (or stdout) as they are made: a big model's JSON is hundreds of MB.
     A thread writes each piece while the next is made (a write to a file releases the GIL; at 200k nodes
-    the disk took 0.7 s of the JSON's 2 s, now hidden behind the making)."""
+    the disk took 0.7 s of the JSON's 2 s, now hidden behind the making). A tree kept in a spill file is
+    copied from there by the kernel (`SpilledTree.copy_to`)."""
     with _writing(output):
         _write_to(parts, output)
 
@@ -120,7 +122,7 @@ def _write_to(parts: Iterable[str], output: Path | None) -> None:
         binary = getattr(sys.stdout, "buffer", None)
         if binary is None:  # a text-only stream (a test's capture): no thread needed
             for part in parts:
-                sys.stdout.write(part)
+                sys.stdout.write(part if isinstance(part, str) else part.json())
             return
         _write_behind(parts, binary)
         binary.flush()
@@ -129,17 +131,21 @@ def _write_to(parts: Iterable[str], output: Path | None) -> None:
         _write_behind(parts, fh)
 
 
-def _write_behind(parts: Iterable[str], fh: BinaryIO) -> None:
+def _write_behind(parts: Iterable[str | SpilledTree], fh: BinaryIO) -> None:
     """Encode each piece here and write it to `fh` in a second thread; the writer's error (a full disk, a
     closed pipe) stops the making and is raised here."""
-    queue: Queue[bytes | None] = Queue(maxsize=2)  # bounded: at most two pieces wait in memory
+    queue: Queue[bytes | SpilledTree | None] = Queue(maxsize=2)  # bounded: at most two pieces wait in memory
     failed: list[BaseException] = []
 
     def write() -> None:
         while (data := queue.get()) is not None:
             if not failed:
                 try:
-                    fh.write(data)
+                    if isinstance(data, bytes):
+                        fh.write(data)
+                    else:  # what is buffered goes first, then the tree straight to the file descriptor
+                        fh.flush()
+                        data.copy_to(fh.fileno())
                 except BaseException as exc:  # handed to the main thread, raised there
                     failed.append(exc)
 
@@ -149,7 +155,7 @@ def _write_behind(parts: Iterable[str], fh: BinaryIO) -> None:
         for part in parts:
             if failed:
                 break
-            queue.put(part.encode("utf-8"))
+            queue.put(part.encode("utf-8") if isinstance(part, str) else part)
     finally:
         queue.put(None)
         writer.join()
@@ -241,10 +247,10 @@ def report(
                                  depth=depth if fmt == "json" else None, progress=bar)
             if fmt == "json" and output:  # under the bar too: a big tree takes seconds to write
                 bar("writing JSON", 1, 1)
-                _write_parts(result.json_parts(), output)
+                _write_parts(result.json_parts(spilled=True), output)
         text: str | None = None
         if fmt == "json" and not output:  # after the bar: its live display must not catch stdout
-            _write_parts(result.json_parts(), None)
+            _write_parts(result.json_parts(spilled=True), None)
         elif fmt == "md":
             text = render_markdown(result, depth=depth or 1, top=top, nets=nets)
             if result.training and len(result.training.get("runs", ())) > 1:  # --optimizer sgd,adam

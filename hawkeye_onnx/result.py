@@ -8,6 +8,7 @@ of them, and a tuple is several times cheaper to create.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -16,7 +17,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 SCHEMA = "hawkeye-onnx/1"
 
@@ -185,6 +186,28 @@ class SpillFile:
         return b"".join(parts).decode("utf-8")
 
 
+    def copy_to(self, fd: int, offset: int, length: int) -> None:
+        """Write `length` bytes from `offset` to the file descriptor `fd` at its position, in the kernel
+        (`sendfile`: no text decoded and encoded again; 4.5 GB of trees at 1M nodes), or read and written where
+        `fd` does not take it."""
+        assert self._file is not None  # a tree is spilled only into an open file
+        src, done = self._file.fileno(), 0
+        while done < length:
+            count = min(length - done, 1 << 30)
+            try:
+                sent = os.sendfile(fd, src, offset + done, count)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                chunk = os.pread(src, count, offset + done)
+                view, sent = memoryview(chunk), 0
+                while sent < len(chunk):
+                    sent += os.write(fd, view[sent:])
+            if not sent:
+                raise OSError(f"spill file: {length - done} bytes missing at offset {offset + done}")
+            done += sent
+
+
 class SpilledTree:
     """A tree source for `BackendReport.tree` whose JSON text is in a `SpillFile`."""
 
@@ -193,6 +216,10 @@ class SpilledTree:
 
     def json(self) -> str:
         return self.spill.read(self.offset, self.length)
+
+    def copy_to(self, fd: int) -> None:
+        """Write the tree's JSON text (UTF-8) to the file descriptor `fd`, at its position."""
+        self.spill.copy_to(fd, self.offset, self.length)
 
     def build(self) -> TreeNode:
         return TreeNode.from_dict(json.loads(self.json()))
@@ -289,11 +316,18 @@ class Profile:
             return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
         return "".join(self.json_parts())
 
-    def json_parts(self) -> Iterator[str]:
+    @overload
+    def json_parts(self, spilled: Literal[False] = False) -> Iterator[str]: ...
+
+    @overload
+    def json_parts(self, spilled: Literal[True]) -> Iterator[str | SpilledTree]: ...
+
+    def json_parts(self, spilled: bool = False) -> Iterator[str | SpilledTree]:
         """`to_json()` in pieces, one backend's tree at a time: a writer streams them to a file instead of
-        holding the whole text (hundreds of MB for a 200k-node model) and its encoded bytes at once.
-        (Writing some trees in a forked child was tried: on a big model the pages copied on write after the
-        fork, in both processes, cost more than the child saved.)"""
+        holding the whole text (hundreds of MB for a 200k-node model) and its encoded bytes at once. With
+        `spilled`, a tree kept in a spill file comes as its `SpilledTree`, for a writer that copies it from
+        there (`SpilledTree.copy_to`). (Writing some trees in a forked child was tried: on a big model the
+        pages copied on write after the fork, in both processes, cost more than the child saved.)"""
         marks = {k: f"\x00tree{i}\x00" for i, k in enumerate(self.backends)}
         text = json.dumps(self.to_dict(marks), ensure_ascii=False)
         encoded = {k: json.dumps(m) for k, m in marks.items()}
@@ -303,7 +337,8 @@ class Profile:
         for k, e in encoded.items():
             before, _, text = text.partition(e)
             yield before
-            yield self.backends[k].tree_json()
+            tree = self.backends[k].__dict__["_tree"]
+            yield tree if spilled and isinstance(tree, SpilledTree) else self.backends[k].tree_json()
         yield text + "\n"
 
     @property

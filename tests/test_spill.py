@@ -60,3 +60,48 @@ def test_a_tree_a_child_spilled_is_read_in_the_parent() -> None:
     assert (first.json(), second.json()) == (text, "second")
     # what crosses the pipe is where the text is, not the text
     assert len(pickle.dumps(first)) < 200 < len(text.encode())
+
+
+def _pieces(spill: SpillFile) -> tuple[list, str]:
+    """JSON pieces with two spilled trees among the text, and the text they make."""
+    texts = [json.dumps(TREE, ensure_ascii=False), "y" * 70_001]
+    trees = [spill.put(t) for t in texts]
+    parts = ['{"a": ', trees[0], ', "b": ', trees[1], "}\n"]
+    return parts, "".join(p if isinstance(p, str) else p.json() for p in parts)
+
+
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_the_writer_copies_spilled_trees_into_the_file(sendfile: bool, tmp_path, monkeypatch) -> None:
+    """The CLI's writer copies a spilled tree from the spill file by the kernel (`sendfile`), after what it
+    buffered; where the kernel refuses, it reads and writes the bytes."""
+    from hawkeye_onnx import cli
+
+    if not sendfile:
+        def refused(*args: object) -> int:
+            raise OSError(22, "Invalid argument")
+
+        monkeypatch.setattr(os, "sendfile", refused)
+    parts, want = _pieces(SpillFile())
+    out = tmp_path / "out.json"
+    cli._write_parts(parts, out)
+    assert out.read_text(encoding="utf-8") == want
+
+
+def test_the_writer_copies_spilled_trees_into_a_pipe(monkeypatch) -> None:
+    """`hawkeye-onnx report ... -f json | jq`: stdout is a pipe."""
+    import io
+    import threading
+
+    from hawkeye_onnx import cli
+
+    parts, want = _pieces(SpillFile())
+    r, w = os.pipe()
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(os.fdopen(r, "rb").read()))
+    reader.start()
+    with os.fdopen(w, "wb") as sink:
+        monkeypatch.setattr("sys.stdout", io.TextIOWrapper(sink, encoding="utf-8"))
+        cli._write_parts(parts, None)
+        monkeypatch.undo()
+    reader.join()
+    assert got[0].decode("utf-8") == want

@@ -127,3 +127,17 @@ def test_training_reports_its_stages(overlap: str, monkeypatch: pytest.MonkeyPat
     for style in ("crypten", "jax", "onnx"):
         assert sum(f", {style} autodiff" in stage for stage, _, _ in styles) == len(RUNS)
     assert any("background" in stage for stage, _, _ in styles) == (overlap == "0")
+
+
+def test_the_cli_writes_spilled_trees_as_the_report_has_them(tmp_path: Path) -> None:
+    """From a big model (here: forced), the trees are in spill files and the CLI copies them into its output:
+    the file equals the in-process report's JSON, and so does stdout."""
+    model = ROOT / "models" / "transformer_block.onnx"
+    reference = profile_train(model, TrainOptions(), batch=2).to_json()
+    out = tmp_path / "train.json"
+    for target in (["-o", str(out)], []):
+        run = subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(model), "--mode", "train",
+                              "--batch", "2", "-f", "json", "-q", *target], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "HAWKEYE_ONNX_OVERLAP_NODES": "0"})
+        assert run.returncode == 0, run.stderr
+        assert (out.read_text(encoding="utf-8") if target else run.stdout) == reference
