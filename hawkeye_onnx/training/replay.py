@@ -7,13 +7,17 @@ tensors aside. The first node of a combination runs the rule (`capture`), which 
 gradient of the forward node, or an output emitted before it) and its outputs' shapes. The others get the
 template's nodes written straight into the builder's records (`replay`), named as the builder names them,
 without running the rule's Python or the builder's generic emission (about 3 us per replayed node, where
-the rule and the generic emission took about 10; measured at 200k nodes).
+the rule and the generic emission took about 10; measured at 200k nodes). The profiler goes further (`defer`):
+a replayed node's records are not written at all; the builder keeps one `Instance` per forward node (the
+template, the scope and its counter, the given names), only the gradients' names are made at once, the other
+names when the expansion ends (`settle`), and the IR takes each instance as a block (`training.graph.build`).
 
 What makes two nodes alike is their `signature`: the op, the attributes' bytes, which inputs need a gradient,
 which outputs carry one, the shapes of every tensor the rule is given, and which of those tensors are the same
 one. A rule that reads anything else (the value of a constant input, through the builder's producers or
 initial values, or the shape of another tensor) or names a tensor from elsewhere gets no template: each of its
-nodes runs the rule. tests/test_training_replay.py checks that replayed and rule-made records are identical.
+nodes runs the rule. tests/test_training_replay.py checks that replayed, deferred and rule-made records are
+identical, and tests/test_training_fast.py that the IR built from them is.
 """
 
 from __future__ import annotations
