@@ -147,17 +147,23 @@ def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
         name = unique(f"{scope}/{step.op}_{k}")
         k += 1
         outs = [unique(f"{name}_output_{i}") for i in range(step.n_out)]
-        records.append((name, step.op, step.domain, tuple([env[r] for r in step.inputs]), tuple(outs),  # type: ignore[misc]
-                        step.attrs, step.value))
-        outputs += outs
-        for out, shape, dtype in zip(outs, step.shapes, step.dtypes, strict=True):
-            if shape is not None:
-                shapes[out] = shape
-            if dtype is not None:
-                dtypes[out] = dtype
+        _write(step, name, outs, env, records, outputs, shapes, dtypes)
         env += outs
     b.counters[scope] = k
     return [None if r is None else env[r] for r in t.grads]
+
+
+def _write(step: Step, name: str, outs: list[str], env: list[str | None], records: list, outputs: list[str],
+           shapes: dict, dtypes: dict) -> None:
+    """One replayed node: its record, its outputs, and their shapes and element types."""
+    records.append((name, step.op, step.domain, tuple([env[r] for r in step.inputs]), tuple(outs), step.attrs,
+                    step.value))
+    outputs += outs
+    for out, shape, dtype in zip(outs, step.shapes, step.dtypes, strict=True):
+        if shape is not None:
+            shapes[out] = shape
+        if dtype is not None:
+            dtypes[out] = dtype
 
 
 def defer(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
@@ -222,16 +228,8 @@ def records(b: Builder) -> tuple[list[tuple], dict[str, tuple[int, ...]], dict[s
         env = [*inst.env, *outs]
         o = 0
         for name, step in zip(nodes, inst.template.steps, strict=True):
-            step_outs = tuple(outs[o:o + step.n_out])
+            _write(step, name, outs[o:o + step.n_out], env, out, outputs, shapes, dtypes)
             o += step.n_out
-            out.append((name, step.op, step.domain, tuple([env[r] for r in step.inputs]), step_outs, step.attrs,
-                        step.value))
-            outputs += step_outs
-            for x, shape, dtype in zip(step_outs, step.shapes, step.dtypes, strict=True):
-                if shape is not None:
-                    shapes[x] = shape
-                if dtype is not None:
-                    dtypes[x] = dtype
     out += b.records[at:]
     outputs += list(plain_outputs)
     return out, shapes, dtypes, outputs
