@@ -109,12 +109,15 @@ class ModelFacts(NamedTuple):
 
 
 def node_fields(nodes: Iterable[onnx.NodeProto]) -> list[NodeFields]:
+    """Each node's fields as the expander reads them, each read from the proto once."""
     return [(n.name, _key(n), tuple(n.input), tuple(n.output),
              tuple([a.SerializeToString() for a in n.attribute]) if n.attribute else ()) for n in nodes]
 
 
 @paused_gc()
 def model_facts(model: onnx.ModelProto) -> ModelFacts:
+    """The facts of a shape-inferred `model` (see `ModelFacts`); its nodes' outputs are read once, for the fields
+    and for the builder's base."""
     fields = node_fields(model.graph.node)
     return ModelFacts(static_shapes(model), fields, model_base(model, [f[3] for f in fields]))
 
