@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hawkeye_onnx.errors import HawkeyeError, ParamError, UnsupportedError
+from hawkeye_onnx.errors import HawkeyeError, HawkeyeWarning, ParamError, UnsupportedError
 from hawkeye_onnx.html_report import render_html
 from hawkeye_onnx.load import parse_shape
 from hawkeye_onnx.network import networks
@@ -39,6 +40,7 @@ EXIT_CODES = {
     5: "a tensor has no static shape: bind inputs with --input-shape / --batch",
     6: "validate: the framework (CrypTen / SPU) is not installed; the message says how to install it",
     7: "validate: the framework's harness crashed",
+    137: "killed by the system, usually out of memory (training a big model: a warning says so first)",
 }
 
 app = typer.Typer(
@@ -55,8 +57,19 @@ T = TypeVar("T")
 
 def _run(debug: bool, fn: Callable[[], T]) -> T:
     err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+    def warn(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        if issubclass(category, HawkeyeWarning):  # one line, as errors are; other warnings as Python shows them
+            err.print(f"hawkeye-onnx: warning: {message}", markup=False)
+        else:
+            shown(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
     try:
-        return fn()
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+            warnings.showwarning = warn
+            warnings.simplefilter("always", HawkeyeWarning)
+            return fn()
     except HawkeyeError as exc:
         if debug:
             traceback.print_exc()

@@ -41,3 +41,8 @@ class ParamError(HawkeyeError):
     """An unknown backend or parameter, or a value of the wrong kind."""
 
     exit_code = 2
+
+
+class HawkeyeWarning(UserWarning):
+    """A run that may not finish as asked (not enough memory for it): the CLI prints
+    `hawkeye-onnx: warning: <message>` on stderr, once, and goes on."""

@@ -157,6 +157,8 @@ class SpillFile:
             self._file = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as a tree refers to it
         except OSError:  # no writable temporary folder: the trees stay in memory
             self._file = None
+        else:  # closed with the last reference (not left to the file object, which warns: "unclosed file")
+            weakref.finalize(self, self._file.close)
         self._end = 0  # the next free offset; only one process writes into a given file
         _SPILLS[self.token] = self
 

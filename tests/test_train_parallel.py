@@ -141,3 +141,28 @@ def test_the_cli_writes_spilled_trees_as_the_report_has_them(tmp_path: Path) -> 
                              cwd=ROOT, env={**os.environ, "HAWKEYE_ONNX_OVERLAP_NODES": "0"})
         assert run.returncode == 0, run.stderr
         assert (out.read_text(encoding="utf-8") if target else run.stdout) == reference
+
+
+def test_a_model_too_big_for_the_free_memory_gets_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When even one autodiff style may not fit in the free memory, the user hears it before the kernel's
+    out-of-memory killer stops the run with nothing but exit code 137: one warning line, and the run goes on."""
+    from typer.testing import CliRunner
+
+    from hawkeye_onnx.cli import app
+    from hawkeye_onnx.errors import HawkeyeWarning
+
+    model = ROOT / "models" / "mlp.onnx"
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    out = tmp_path / "train.json"
+    args = ["report", str(model), "--mode", "train", "--batch", "2", "-b", "crypten", "-f", "json", "-q",
+            "-o", str(out)]
+    monkeypatch.setattr(tp, "_available_memory", lambda: 1000)
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0 and json.loads(out.read_text(encoding="utf-8"))["mode"] == "train"
+    warned = [line for line in run.output.splitlines() if line.startswith("hawkeye-onnx: warning: ")]
+    assert len(warned) == 1 and "exit code 137" in warned[0] and "0.0 GiB is available" in warned[0]
+    with pytest.warns(HawkeyeWarning, match="free memory"):
+        profile_train(model, TrainOptions(), backends=["crypten"], batch=2)
+    monkeypatch.setattr(tp, "_available_memory", lambda: 1 << 40)
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0 and "warning" not in run.output

@@ -20,6 +20,7 @@ import json
 import math
 import operator
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +31,7 @@ import onnx
 from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
+from hawkeye_onnx.errors import HawkeyeWarning
 from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
 from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS, overlap_min_nodes
@@ -259,6 +261,18 @@ def _available_memory() -> int | None:
 STYLE_BYTES_PER_NODE = 14_000
 
 
+def memory_warning(nodes: int) -> str | None:
+    """What to tell the user when even one autodiff style of a `nodes`-node model may not fit in the free memory
+    (the kernel's out-of-memory killer would stop the run with exit code 137, saying nothing); else None."""
+    avail = _available_memory()
+    need = STYLE_BYTES_PER_NODE * nodes
+    if avail is None or need <= avail * 0.8:
+        return None
+    return (f"training a {nodes:,}-node model may take up to {need / 2**30:.1f} GiB of memory per autodiff style, "
+            f"and {avail / 2**30:.1f} GiB is available: the system may stop the run (exit code 137); free memory or "
+            "use a machine with more")
+
+
 def style_workers(styles: int, nodes: int) -> int:
     """How many autodiff styles may run at the same time on a model of `nodes` nodes: all of them, unless the
     free memory (MemAvailable, less a fifth for the rest of the run) holds fewer. Each style running at once is
@@ -295,6 +309,8 @@ def _profile_train(
     # (its graph is then freed), and the styles run side by side in forked children as far as the memory allows
     big = len(loaded.model.graph.node) >= overlap_min_nodes()
     parallel = background.AVAILABLE and big
+    if big and (warning := memory_warning(len(loaded.model.graph.node))) is not None:
+        warnings.warn(HawkeyeWarning(warning), stacklevel=3)
     forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
     results = []
     total = 1 + len(runs) * len({BACKEND_STYLE.get(b.name, "onnx") for b in selected})
