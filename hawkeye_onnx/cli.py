@@ -99,12 +99,13 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
-def _check_output(output: Path | None) -> None:
-    """Refuse an --output that cannot be written before the work, not after a minute of it."""
+def _check_output(output: Path | None, example: str = "report.json") -> None:
+    """Refuse an --output that cannot be written before the work, not after a minute of it (every command that
+    writes a file; `example` is the file name suggested for a folder)."""
     if output is None:
         return
     if output.is_dir():
-        raise ParamError(f"--output {output}: is a folder; give a file name, e.g. {output / 'report.json'}")
+        raise ParamError(f"--output {output}: is a folder; give a file name, e.g. {output / example}")
     if not output.parent.is_dir():
         raise ParamError(f"--output {output}: the folder {output.parent} does not exist; create it first")
 

@@ -198,10 +198,11 @@ def ops_command(
 
       hawkeye-onnx ops --format md -o docs/coverage.md
     """
-    from hawkeye_onnx.cli import _parse_backends, _run
+    from hawkeye_onnx.cli import _check_output, _parse_backends, _run
     from hawkeye_onnx.load import parse_shape
 
     def go() -> None:
+        _check_output(output, "ops.md")
         if fmt not in ("table", "md"):
             raise ParamError(f"--format {fmt!r}: choose table or md")
         selected = _parse_backends(backend)

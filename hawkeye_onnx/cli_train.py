@@ -49,9 +49,10 @@ def expand_command(
 
       hawkeye-onnx expand models/mlp.onnx -o mlp_train.onnx --optimizer adam
     """
-    from hawkeye_onnx.cli import _run
+    from hawkeye_onnx.cli import _check_output, _run
 
     def go() -> None:
+        _check_output(output, "train.onnx")
         opts = TrainOptions(loss=loss, optimizer=optimizer, lr=lr, momentum=momentum, style=style)
         opts.check()
         loaded = load(model, dict(parse_shape(s) for s in (input_shape or [])), batch)

@@ -64,7 +64,7 @@ def zoo_command(
 
       hawkeye-onnx zoo bert_base --seq 512 -o bert512.onnx && hawkeye-onnx report bert512.onnx
     """
-    from hawkeye_onnx.cli import _run
+    from hawkeye_onnx.cli import _check_output, _run
 
     def go() -> None:
         if name is None:
@@ -73,6 +73,7 @@ def zoo_command(
         _check(name, batch, seq)
         if output is None:
             raise ParamError(f"give the file to write: hawkeye-onnx zoo {name} -o {name}.onnx")
+        _check_output(output, f"{name}.onnx")
         try:
             path = zoo.save(name, output, batch=batch, seq=seq, fold_bn=fold_bn)
         except ValueError as exc:

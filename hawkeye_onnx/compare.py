@@ -171,13 +171,14 @@ def compare(
 
     Example: hawkeye-onnx compare models/resnet_cifar.onnx models/cnn_avgpool.onnx -f html -o diff.html
     """
-    from hawkeye_onnx.cli import _parse_backends, _parse_params, _run
+    from hawkeye_onnx.cli import _check_output, _parse_backends, _parse_params, _run
     from hawkeye_onnx.errors import ParamError
     from hawkeye_onnx.load import parse_shape
     from hawkeye_onnx.network import networks
     from hawkeye_onnx.profile import profile
 
     def go() -> None:
+        _check_output(output, "compare.html")
         if fmt not in ("table", "md", "json", "html"):
             raise ParamError(f"--format {fmt!r}: choose table, md, html or json")
         if depth < 1:

@@ -254,6 +254,25 @@ def test_an_output_that_is_a_folder_is_refused(tmp_path: Path) -> None:
                           2, "is a folder")
 
 
+#: every other command that writes a file, with what it needs besides -o (each is refused before its work)
+_WRITERS = {
+    "expand": [str(MODELS / "mlp.onnx"), "--batch", "2"],
+    "compare": [str(MODELS / "mlp.onnx"), str(MODELS / "lenet5.onnx"), "--batch", "1", "-f", "json"],
+    "ops": ["--format", "md"],
+    "zoo": ["resnet50"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_WRITERS))
+def test_every_command_refuses_an_output_it_cannot_write_before_the_work(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "out.file"
+    assert_one_line_error(run(command, *_WRITERS[command], "-o", str(missing)), 2, "--output", "does not exist")
+    assert not missing.parent.exists()
+    proc = run(command, *_WRITERS[command], "-o", str(tmp_path))
+    assert_one_line_error(proc, 2, "is a folder", ".onnx" if command in ("expand", "zoo") else ".")
+    assert not any(tmp_path.iterdir())  # nothing written into the folder
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (a device that is always full)")
 @pytest.mark.parametrize("fmt", ["json", "md"])
 def test_a_full_disk_is_a_clear_error(fmt: str) -> None:
