@@ -40,6 +40,16 @@ class Forward:
     prefixes: dict[str, tuple[str, ...]]
 
 
+def _norm_entry(norm: dict, shape: tuple[int, ...] | None) -> tuple[tuple[int, ...], int, int] | None:
+    """`norm[shape]` made on a miss: the shape as plain ints (as read from a proto), its clamped size and its
+    rank; None for a shape the IR cannot take from the expander (unknown or negative: `build` gives up)."""
+    if shape is None or min(shape, default=1) < 0:
+        return None
+    plain = tuple(int(d) for d in shape)
+    entry = norm[shape] = (plain, min(math.prod(plain), _SIZE_CLAMP), len(plain))
+    return entry
+
+
 class _Flow(NamedTuple):
     """A template's nodes for one secrecy of the names it is given: what `build` writes per node."""
 
@@ -78,13 +88,10 @@ class _Blocks:
         o = 0
         for step in t.steps:
             for shape, dtype in zip(step.shapes, step.dtypes, strict=True):
-                entry = self.norm.get(shape)
+                entry = self.norm.get(shape) or _norm_entry(self.norm, shape)
                 if entry is None:
-                    if shape is None or min(shape, default=1) < 0:
-                        self.shaped[id(t)] = None
-                        return None
-                    plain = tuple(int(d) for d in shape)
-                    entry = self.norm[shape] = (plain, min(math.prod(plain), _SIZE_CLAMP), len(plain))
+                    self.shaped[id(t)] = None
+                    return None
                 if step.value is not None:
                     values.append((len(shapes), step.value))
                 sizes.append(entry[1])
@@ -284,12 +291,9 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         first = len(secret)
         for out in outs:
             shape = shape_of(out)
-            entry = norm.get(shape)
+            entry = norm.get(shape) or _norm_entry(norm, shape)
             if entry is None:
-                if shape is None or min(shape, default=1) < 0:
-                    return None
-                plain = tuple(int(d) for d in shape)
-                entry = norm[shape] = (plain, min(math.prod(plain), _SIZE_CLAMP), len(plain))
+                return None
             if value is not None:
                 t_value[len(secret)] = value
             ids[out] = len(secret)
