@@ -32,7 +32,7 @@ from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import HawkeyeWarning
-from hawkeye_onnx.ir import Graph, Node, build_graph, paused_gc
+from hawkeye_onnx.ir import Graph, Node, build_graph, op_key, paused_gc
 from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
 from hawkeye_onnx.profile import CONVENTIONS, overlap_min_nodes
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, SpillFile, Totals, UnsupportedOp
@@ -77,8 +77,7 @@ def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str
     changed = []
     for i in [i for i, op in enumerate(map(_OP_TYPE, nodes[lo:hi]), lo) if op in ops]:
         n = nodes[i]
-        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
-        if f"{context}::{key}" in backend.ops and (only is None or only(n)):
+        if f"{context}::{op_key(n)}" in backend.ops and (only is None or only(n)):
             domain = context if n.domain in ("", "ai.onnx") else f"{context}::{n.domain}"
             nodes[i] = n._replace(domain=domain)
             changed.append(i)
@@ -261,13 +260,20 @@ def _available_memory() -> int | None:
 STYLE_BYTES_PER_NODE = 14_000
 
 
+def _style_memory(nodes: int) -> tuple[int, int, int] | None:
+    """(MemAvailable, what the styles may take of it: all but a fifth, kept for the rest of the run, and what one
+    style of a `nodes`-node model takes), in bytes; None where the free memory is unknown."""
+    avail = _available_memory()
+    return None if avail is None else (avail, int(avail * 0.8), max(1, STYLE_BYTES_PER_NODE * nodes))
+
+
 def memory_warning(nodes: int) -> str | None:
     """What to tell the user when even one autodiff style of a `nodes`-node model may not fit in the free memory
     (the kernel's out-of-memory killer would stop the run with exit code 137, saying nothing); else None."""
-    avail = _available_memory()
-    need = STYLE_BYTES_PER_NODE * nodes
-    if avail is None or need <= avail * 0.8:
+    memory = _style_memory(nodes)
+    if memory is None or memory[2] <= memory[1]:
         return None
+    avail, _, need = memory
     return (f"training a {nodes:,}-node model may take up to {need / 2**30:.1f} GiB of memory per autodiff style, "
             f"and {avail / 2**30:.1f} GiB is available: the system may stop the run (exit code 137); free memory or "
             "use a machine with more")
@@ -278,10 +284,11 @@ def style_workers(styles: int, nodes: int) -> int:
     free memory (MemAvailable, less a fifth for the rest of the run) holds fewer. Each style running at once is
     one more process and its whole working set: three styles of a 1M-node model side by side would want more
     memory than a 23 GB machine has, where one after the other they fit."""
-    avail = _available_memory()
-    if avail is None:
+    memory = _style_memory(nodes)
+    if memory is None:
         return styles
-    return max(1, min(styles, int(avail * 0.8) // max(1, STYLE_BYTES_PER_NODE * nodes)))
+    _, usable, need = memory
+    return max(1, min(styles, usable // need))
 
 
 def _profile_train(
