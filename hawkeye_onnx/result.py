@@ -176,17 +176,19 @@ class SpillFile:
         self._end = offset + len(data)
         return SpilledTree(self, offset, len(data))
 
-    def read(self, offset: int, length: int) -> str:
+    def _chunks(self, offset: int, length: int) -> Iterator[bytes]:
+        """The `length` bytes from `offset`, read in pieces of at most 1 GiB."""
         assert self._file is not None  # a tree is spilled only into an open file
-        parts, done = [], 0
+        done = 0
         while done < length:
             chunk = os.pread(self._file.fileno(), min(length - done, 1 << 30), offset + done)
             if not chunk:
                 raise OSError(f"spill file: {length - done} bytes missing at offset {offset + done}")
-            parts.append(chunk)
+            yield chunk
             done += len(chunk)
-        return b"".join(parts).decode("utf-8")
 
+    def read(self, offset: int, length: int) -> str:
+        return b"".join(self._chunks(offset, length)).decode("utf-8")
 
     def copy_to(self, fd: int, offset: int, length: int) -> None:
         """Write `length` bytes from `offset` to the file descriptor `fd` at its position, in the kernel
@@ -195,19 +197,19 @@ class SpillFile:
         assert self._file is not None  # a tree is spilled only into an open file
         src, done = self._file.fileno(), 0
         while done < length:
-            count = min(length - done, 1 << 30)
             try:
-                sent = os.sendfile(fd, src, offset + done, count)
+                sent = os.sendfile(fd, src, offset + done, min(length - done, 1 << 30))
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
-                chunk = os.pread(src, count, offset + done)
-                view, sent = memoryview(chunk), 0
-                while sent < len(chunk):
-                    sent += os.write(fd, view[sent:])
+                break  # the rest read and written
             if not sent:
                 raise OSError(f"spill file: {length - done} bytes missing at offset {offset + done}")
             done += sent
+        for chunk in self._chunks(offset + done, length - done):
+            view, written = memoryview(chunk), 0
+            while written < len(chunk):
+                written += os.write(fd, view[written:])
 
 
 class SpilledTree:
