@@ -250,10 +250,13 @@ class Structure:
     finish: Callable[[ShapeTable], Graph]
 
 
-def read_structure(model: onnx.ModelProto, public_weights: bool = False) -> Structure:
-    """The first half of `build_graph`: one Python loop over the protobuf nodes, no shape read."""
+def read_structure(model: onnx.ModelProto, public_weights: bool = False,
+                   attr_bytes: list[tuple[bytes, ...]] | None = None) -> Structure:
+    """The first half of `build_graph`: one Python loop over the protobuf nodes, no shape read. `attr_bytes`, if
+    given, gets each node's attributes serialised (what the training expander reads of them, in the same loop
+    rather than in a second one over the protos)."""
     with paused_gc():
-        return _read_structure(model, public_weights)
+        return _read_structure(model, public_weights, attr_bytes)
 
 
 class TensorTable(Mapping[str, Tensor]):
@@ -310,7 +313,8 @@ class TensorTable(Mapping[str, Tensor]):
         return None in self._shape
 
 
-def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
+def _read_structure(model: onnx.ModelProto, public_weights: bool,
+                    attr_bytes: list[tuple[bytes, ...]] | None) -> Structure:
     g = model.graph
     # Tensors as columns (id = position), see `TensorTable`. "" (an omitted optional input) maps to -1.
     ids: dict[str, int] = {"": -1}
@@ -391,6 +395,8 @@ def _read_structure(model: onnx.ModelProto, public_weights: bool) -> Structure:
             raise ModelError(f"node #{i}: a name or op type is not valid UTF-8 text; the file is corrupt "
                              "(re-export the model)") from None
         attrs = {a.name: _attr_value(a) for a in nd.attribute} if len(nd.attribute) else no_attrs
+        if attr_bytes is not None:
+            attr_bytes.append(tuple([a.SerializeToString() for a in nd.attribute]) if attrs else ())
         try:
             in_ids = list(map(get_id, inputs))
         except KeyError:

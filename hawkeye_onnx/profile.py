@@ -154,16 +154,22 @@ def _module_index(model: onnx.ModelProto, graph: Graph) -> ModuleIndex:
     return ModuleIndex(scope_index(model.graph.node), graph.nodes)
 
 
-def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
-                     batch: int | None) -> Iterator[ShapeTable | ModuleIndex]:
-    """The background child's work: bind its own copy of the model and infer; then the module index, from the
-    node names. With nothing to bind, the file's bytes go to inference as they are (the parent runs the
-    checks `bind` makes, and stops us if one fails)."""
+def child_bound(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
+                batch: int | None) -> BoundModel:
+    """A background child's own bound copy of the model, to infer its shapes while the parent reads its
+    structure. With nothing to bind, the file's bytes go to inference as they are (the parent runs the checks
+    `bind` makes, and stops the child if one fails)."""
     background.coalesce_frees()
     if not input_shapes and batch is None and read.data is not None:
-        bound = BoundModel(read.model, read.path, read.sha256, read.data, read.path or "<model>")
-    else:
-        bound = bind(read, input_shapes, batch)
+        return BoundModel(read.model, read.path, read.sha256, read.data, read.path or "<model>")
+    return bind(read, input_shapes, batch)
+
+
+def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None,
+                     batch: int | None) -> Iterator[ShapeTable | ModuleIndex]:
+    """The background child's work: bind its own copy of the model (`child_bound`) and infer; then the module
+    index, from the node names."""
+    bound = child_bound(read, input_shapes, batch)
     yield infer_table(bound)  # first: the parent waits for it
     nodes = bound.model.graph.node
     metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)

@@ -77,6 +77,21 @@ class ShapeTable:
         out[last] = kinds[at]
         return out
 
+    def with_entries(self, extra: Mapping[str, TypeInfo]) -> ShapeTable:
+        """This table and the names of `extra` after its own, with their types (the training graph's forward
+        phase adds BatchNormalization's running statistics to the inferred model's tensors)."""
+        types = list(self.types)
+        index = {t: k for k, t in enumerate(types)}
+        kinds = []
+        for t in extra.values():
+            k = index.get(t)
+            if k is None:
+                k = index[t] = len(types)
+                types.append(t)
+            kinds.append(k)
+        return ShapeTable([*self.names, *extra], np.concatenate([self.kinds, np.asarray(kinds, dtype=np.int64)]),
+                          tuple(types))
+
     def __getstate__(self) -> dict[str, Any]:
         # one string instead of a million: pickled and read back in a few ms (the names rarely hold a NUL)
         text = "\0".join(self.names) if all(type(x) is str for x in self.names) else None

@@ -20,6 +20,7 @@ from hawkeye_onnx.result import SpilledTree
 from hawkeye_onnx.training import profile as tp
 from hawkeye_onnx.training import profile_train
 from hawkeye_onnx.training.expand import TrainOptions
+from tests.corpus.build import CASES, GOOD_CASES, Case
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["resnet_cifar_bn", "transformer_block", "mlp", "lenet5_dynamo", "mobilenet_block", "keras_cnn_tf2onnx"]
@@ -166,3 +167,28 @@ def test_a_model_too_big_for_the_free_memory_gets_one_warning(tmp_path: Path, mo
     monkeypatch.setattr(tp, "_available_memory", lambda: 1 << 40)
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 0 and "warning" not in run.output
+
+
+@pytest.mark.parametrize("case", CASES + GOOD_CASES, ids=[c.name for c in CASES + GOOD_CASES])
+def test_bad_inputs_read_alongside_shape_inference_get_the_same_answer(case: Case, tmp_path: Path) -> None:
+    """A big model is checked and read while a child infers its shapes (`_load_alongside`): every bad input
+    must get the answer it gets in-process, exit code and one line."""
+    path = case.make(tmp_path)
+
+    def run(overlap: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", str(path), *case.args, "--mode", "train",
+                               "-f", "json", "-q"], capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "HAWKEYE_ONNX_OVERLAP_NODES": overlap})
+
+    overlapped, reference = run("0"), run("1000000000")
+    assert (overlapped.returncode, overlapped.stderr, overlapped.stdout) == \
+        (reference.returncode, reference.stderr, reference.stdout)
+
+
+def test_a_killed_shape_inference_child_leaves_the_inference_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = ROOT / "models" / "resnet_cifar_bn.onnx"
+    reference = profile_train(model, RUNS, batch=2).to_json()
+    monkeypatch.setenv("HAWKEYE_ONNX_OVERLAP_NODES", "0")
+    monkeypatch.setattr(tp, "child_bound", lambda *a: os.kill(os.getpid(), 9))  # the child dies before inferring
+    assert profile_train(model, RUNS, batch=2).to_json() == reference
+    assert no_children()

@@ -10,14 +10,16 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
-from conftest import MODELS
+from conftest import MODELS, no_children
 from onnx import helper
 
+from hawkeye_onnx import background
 from hawkeye_onnx.errors import HawkeyeError
 from hawkeye_onnx.ir import Columns, Graph, build_graph
-from hawkeye_onnx.load import load
+from hawkeye_onnx.load import load, read_model
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.scope import scope_index
+from hawkeye_onnx.training import profile as tp
 from hawkeye_onnx.training import replay
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import (
@@ -172,3 +174,34 @@ def test_facts_shared_by_the_expansions_stay_as_they_were() -> None:
     shared = replay.records(expand_with_builder(model, opts, protos=False, facts=facts, defer=True)[2])[0]
     fresh = replay.records(expand_with_builder(model, opts, protos=False, defer=True)[2])[0]
     assert [r[:6] for r in shared] == [r[:6] for r in fresh] and len(shared) > 100
+
+
+_ALL = [m.name for m in sorted(MODELS.glob("*.onnx"))]
+
+
+@pytest.mark.parametrize("alongside", [False, True], ids=["in-process", "alongside"])
+@pytest.mark.parametrize("name", _ALL)
+def test_the_facts_and_forward_ir_from_one_read_equal_those_of_the_inferred_model(name: str, alongside: bool) -> None:
+    """The profiler reads a model's nodes once, for its facts and its forward IR, and its shapes as a table (from a
+    child inferring the bound model's shapes alongside, or inferred in-process: `training.profile._load`); they
+    must be what the facts and the forward IR of the inferred model are."""
+    if alongside and not background.AVAILABLE:
+        pytest.skip("no os.fork here")
+    loaded = load(MODELS / name, batch=2)
+    want = model_facts(loaded.model)
+    got_loaded, got, forward = tp._load(read_model(MODELS / name), None, 2, alongside)
+    assert (got_loaded.input_shapes, got_loaded.sha256, got_loaded.path) == \
+        (loaded.input_shapes, loaded.sha256, loaded.path)
+    assert got.shapes == want.shapes and got.fields == want.fields
+    assert got.base.used == want.base.used
+    assert {k: [n.name for n in v] for k, v in got.base.producers.items()} == \
+        {k: [n.name for n in v] for k, v in want.base.producers.items()}
+    assert list(got.base.initial_values) == list(want.base.initial_values)
+    assert all(np.array_equal(got.base.initial_values[k], v) for k, v in want.base.initial_values.items())
+    want_forward = forward_ir(loaded.model, want.shapes)
+    assert (forward is None) == (want_forward is None)
+    if forward is not None and want_forward is not None:
+        _same_ir(forward.graph, want_forward.graph)
+        assert (forward.raw_scopes, forward.head, forward.prefixes) == \
+            (want_forward.raw_scopes, want_forward.head, want_forward.prefixes)
+    assert no_children()

@@ -70,13 +70,14 @@ class ModelBase(NamedTuple):
     initial_values: dict[str, np.ndarray]  # small initializers' values (what a gradient rule may read)
 
 
-def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None = None) -> ModelBase:
-    """`outputs`: each node's outputs, when the caller has read them already (a protobuf field makes new objects
-    on every read)."""
+def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None = None,
+               names: Sequence[str] | None = None) -> ModelBase:
+    """`outputs`, `names`: each node's outputs and name, when the caller has read them already (a protobuf field
+    makes new objects on every read)."""
     g = model.graph
     if outputs is None:
         outputs = [tuple(n.output) for n in g.node]
-    used = {n.name for n in g.node} | {o for outs in outputs for o in outs}
+    used = set(names if names is not None else [n.name for n in g.node]) | {o for outs in outputs for o in outs}
     used |= {i.name for i in g.input} | {i.name for i in g.initializer}
     producers: dict[str, list[onnx.NodeProto]] = {}
     for n, outs in zip(g.node, outputs, strict=True):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,7 +26,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from hawkeye_onnx.errors import ModelError, ParamError
-from hawkeye_onnx.ir import paused_gc
+from hawkeye_onnx.ir import Node, op_key, paused_gc
+from hawkeye_onnx.shapes import ShapeTable, value_shapes
 from hawkeye_onnx.training import replay
 from hawkeye_onnx.training.builder import Builder, ModelBase, model_base
 from hawkeye_onnx.training.functions import DOMAIN, all_functions
@@ -69,26 +70,20 @@ def _ce_grad(c: GradCtx, dys: list[str | None]) -> list[str | None]:
     return [c.custom("SoftmaxCrossEntropyGrad", [dys[0], probs, label], c.shape(c.node.input[0])), None]
 
 
-def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    """Every tensor of the (shape-inferred) model with a full static shape. A model repeats a few types over
-    and over: each distinct type's bytes are read into a shape once (1.5 -> 0.6 s at 200k nodes), as
-    `shapes.value_shapes` does; not that function itself, as any set dim counts here, a negative one too."""
+def static_shapes(model: onnx.ModelProto, table: ShapeTable | None = None,
+                  constants: Iterable[int] | None = None) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the (shape-inferred) model with a full static shape: its graph inputs, value_info and
+    outputs as `shapes.value_shapes` reads them (`table`, when read elsewhere, e.g. from the inferred model's
+    bytes in another process), its initializers and its Constant nodes (`constants`: their indices, when the
+    caller knows them)."""
     g = model.graph
-    out: dict[str, tuple[int, ...]] = {}
-    seen: dict[bytes, tuple[int, ...] | None] = {}
-    for vi in [*g.input, *g.value_info, *g.output]:
-        t = vi.type
-        key = t.SerializeToString()
-        if key not in seen:
-            tt = t.tensor_type
-            static = tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim)
-            seen[key] = tuple(d.dim_value for d in tt.shape.dim) if t.HasField("tensor_type") and static else None
-        shape = seen[key]
-        if shape is not None:
-            out[vi.name] = shape
+    table = value_shapes(g) if table is None else table
+    kind_shape = [t[0] for t in table.types]
+    out = {name: shape for name, shape in zip(table.names, map(kind_shape.__getitem__, table.kinds.tolist()),
+                                               strict=True) if shape is not None}
     for i in g.initializer:
         out[i.name] = tuple(i.dims)
-    for n in g.node:
+    for n in g.node if constants is None else map(g.node.__getitem__, constants):
         if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR:
             out[n.output[0]] = tuple(n.attribute[0].t.dims)
     return out
@@ -115,11 +110,19 @@ def node_fields(nodes: Iterable[onnx.NodeProto]) -> list[NodeFields]:
 
 
 @paused_gc()
-def model_facts(model: onnx.ModelProto) -> ModelFacts:
+def model_facts(model: onnx.ModelProto, table: ShapeTable | None = None,
+                read: tuple[Sequence[Node], Sequence[tuple[bytes, ...]]] | None = None) -> ModelFacts:
     """The facts of a shape-inferred `model` (see `ModelFacts`); its nodes' outputs are read once, for the fields
-    and for the builder's base."""
-    fields = node_fields(model.graph.node)
-    return ModelFacts(static_shapes(model), fields, model_base(model, [f[3] for f in fields]))
+    and for the builder's base. `table`: its inferred shapes (`static_shapes`); `read`: its nodes' IR records and
+    attribute bytes (`ir.read_structure`), when read already: then no proto is read again."""
+    if read is None:
+        fields = node_fields(model.graph.node)
+    else:
+        nodes, attr_bytes = read
+        fields = [(n.name, op_key(n), n.inputs, n.outputs, a) for n, a in zip(nodes, attr_bytes, strict=True)]
+    constants = [i for i, f in enumerate(fields) if f[1] == "Constant" or f[1].endswith("::Constant")]
+    return ModelFacts(static_shapes(model, table, constants), fields,
+                      model_base(model, [f[3] for f in fields], [f[0] for f in fields]))
 
 
 def _training_mode(node: onnx.NodeProto, opset: int) -> onnx.NodeProto:

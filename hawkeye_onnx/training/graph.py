@@ -21,8 +21,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from hawkeye_onnx.ir import _SIZE_CLAMP, PUBLIC_OUTPUT_OPS, Columns, Graph, Node, TensorTable, build_graph
+from hawkeye_onnx.ir import (
+    _SIZE_CLAMP,
+    PUBLIC_OUTPUT_OPS,
+    Columns,
+    Graph,
+    Node,
+    Structure,
+    TensorTable,
+    paused_gc,
+    read_structure,
+)
 from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, raw_scopes
+from hawkeye_onnx.shapes import ShapeTable, type_info, value_shapes
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
 from hawkeye_onnx.training.replay import Instance, Template
@@ -177,27 +188,35 @@ class _Blocks:
                     groups.setdefault(flow.keys[k], []).append(rows + nf)
 
 
-def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> Forward | None:
+@paused_gc()  # its records live to the end (see `ir.paused_gc`); 0.2 s of 3 at 200k nodes
+def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], table: ShapeTable | None = None,
+               structure: Structure | None = None) -> Forward | None:
     """The IR of the shape-inferred `model` (static shapes `shapes`) with its nodes as the expander's forward
     phase; None when the model's first output is not float (the gradients' element type then comes from shape
-    inference)."""
+    inference). `table`: the model's inferred shapes where they were read elsewhere (then `model` itself need
+    not be the inferred one); `structure`: `model`'s, when read already (it is the forward phase's unless the
+    model has a BatchNormalization)."""
     g = model.graph
     if not g.output or g.output[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         return None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    table = value_shapes(g) if table is None else table
     fwd = model
-    if any(n.op_type == "BatchNormalization" for n in g.node):  # else the model's nodes are the forward phase
-        fwd = onnx.ModelProto()
+    if any(n.op_type == "BatchNormalization" for n in (g.node if structure is None else structure.nodes)):
+        fwd = onnx.ModelProto()  # else the model's nodes are the forward phase
         fwd.CopyFrom(model)
         del fwd.graph.node[:]
         fwd.graph.node.extend(_training_mode(n, opset) for n in g.node)
+        running: dict[str, tuple] = {}  # BatchNormalization's running statistics: shaped like its inputs
         for n, nd in zip(g.node, fwd.graph.node, strict=True):
-            if nd.output[1:] != n.output[1:]:  # BatchNormalization's running statistics: shaped like its inputs
+            if nd.output[1:] != n.output[1:]:
                 for o, x in zip(nd.output[1:], nd.input[3:], strict=False):
                     if x not in shapes:
                         return None
-                    fwd.graph.value_info.append(onnx.helper.make_tensor_value_info(o, TensorProto.FLOAT, shapes[x]))
-    graph = build_graph(fwd)
+                    running[o] = type_info(onnx.helper.make_tensor_type_proto(TensorProto.FLOAT, shapes[x]))
+        table = table.with_entries(running)
+        structure = None
+    graph = (read_structure(fwd) if structure is None else structure).finish(table)
     prefixes: dict[str, tuple[str, ...]] = {}
     scopes, number = raw_scopes(fwd.graph.node, prefixes=prefixes)
     raw = [scopes[k] for k in number]

@@ -32,9 +32,10 @@ from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import HawkeyeWarning
-from hawkeye_onnx.ir import Graph, Node, build_graph, op_key, paused_gc
-from hawkeye_onnx.load import BoundModel, LoadedModel, infer, load, require_static
-from hawkeye_onnx.profile import CONVENTIONS, overlap_min_nodes
+from hawkeye_onnx.ir import Graph, Node, build_graph, op_key, paused_gc, read_structure
+from hawkeye_onnx.load import BoundModel, LoadedModel, ReadModel, bind, infer, infer_table, read_model, require_static
+from hawkeye_onnx.load import loaded as loaded_model
+from hawkeye_onnx.profile import CONVENTIONS, child_bound, overlap_min_nodes
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, SpillFile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
 from hawkeye_onnx.scope import scope_index
@@ -174,21 +175,19 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer(BoundModel(model, None, None, None, "<model>"))
 
 
-def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | None],
-            facts: ModelFacts) -> _Expanded:
-    """Expand, and build the IR: from the builder's records on the shared forward IR (`forward`: built on first
-    use, after the expander's own checks) where it can, else from the training model (its shapes declared by
-    the expander, or inferred)."""
+def _expand(loaded: LoadedModel, opts: TrainOptions, forward: Forward | None, facts: ModelFacts) -> _Expanded:
+    """Expand, and build the IR: from the builder's records on the shared forward IR (None: the model's output is
+    not float) where it can, else from the training model (its shapes declared by the expander, or inferred)."""
     # see `hawkeye_onnx.profile.profile`: the expander's protos and the IR's records are acyclic; the IR's are
     # frozen before the GC is back
     with paused_gc():
         train, phases, b = expand_with_builder(loaded.model, opts, protos=False, facts=facts, defer=True)
-        if not forward:
-            forward.append(forward_ir(loaded.model, facts.shapes))
-        built = build(forward[0], train, b) if forward[0] is not None else None
-        if built is None:  # the records are not enough: the whole training model, as `expand` makes it
-            train, phases, b = expand_with_builder(loaded.model, opts, facts=facts)
-            built = (build_graph(train if declare_shapes(train, loaded.model, b) else infer_shapes(train)),
+        built = build(forward, train, b) if forward is not None else None
+        if built is None:  # the records are not enough: the whole training model, as `expand` makes it from the
+            # inferred model (`loaded.model` is the bound one: its value_info has no inferred element type)
+            inferred = infer_shapes(loaded.model)
+            train, phases, b = expand_with_builder(inferred, opts, facts=facts)
+            built = (build_graph(train if declare_shapes(train, inferred, b) else infer_shapes(train)),
                      scope_index(train.graph.node))
         graph, scopes = built
         meta = json.loads(next(p.value for p in train.metadata_props if p.key == "hawkeye.training"))
@@ -199,8 +198,9 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: list[Forward | Non
     return _Expanded(graph, phases, meta, ModuleIndex(scopes, graph.nodes), {})
 
 
+@paused_gc()  # in the parent too (a child runs under `_style_reports_sent`'s): `_context` alone makes 200k records
 def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
-                   forward: list[Forward | None], facts: ModelFacts,
+                   forward: Forward | None, facts: ModelFacts,
                    depth: int | None, spill: SpillFile | None = None) -> dict[str, BackendReport]:
     """One autodiff style's training graph, priced by each of its backends. With `spill`, each report's tree is
     written to JSON text at once and kept in that file, so that nothing holds the style's graph when this
@@ -230,7 +230,7 @@ def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list
 
 
 def _style_reports_sent(loaded: LoadedModel, styles: list[tuple[TrainOptions, list[Backend]]],
-                        forward: list[Forward | None], facts: ModelFacts,
+                        forward: Forward | None, facts: ModelFacts,
                         depth: int | None, spill: SpillFile) -> Iterator[BackendReport]:
     """`_style_reports` of one style after the other, in a background child: each backend's report, its tree as
     JSON text in `spill` (made by the parent before the fork; the graphs stay here), in the order of `styles`
@@ -291,6 +291,32 @@ def style_workers(styles: int, nodes: int) -> int:
     return max(1, min(styles, usable // need))
 
 
+def _load(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None, batch: int | None,
+          alongside: bool) -> tuple[LoadedModel, ModelFacts, Forward | None]:
+    """`load`, `model_facts` and the forward IR (`forward_ir`), from one read of the model's nodes (for the IR and
+    the facts) and its inferred shapes (`shapes.ShapeTable`). `alongside`: onnx's shape inference runs in a forked
+    child while this process checks and binds the model and reads its nodes (as `profile` does for inference),
+    else here after them; either way the checks fail in this order. The model kept (`LoadedModel.model`) is the
+    bound one, not the inferred one: the expander reads its nodes, initializers, inputs and outputs, and the
+    shapes come from the table (`static_shapes`)."""
+    with contextlib.ExitStack() as stack:  # the child, if any, is ended when the block is left (an error here)
+        pending = stack.enter_context(background.Pending(
+            lambda: [infer_table(child_bound(read, input_shapes, batch))])) if alongside else None
+        bound = bind(read, input_shapes, batch)
+        loaded = loaded_model(bound, bound.model)
+        require_static(loaded)
+        attr_bytes: list[tuple[bytes, ...]] = []
+        structure = read_structure(bound.model, attr_bytes=attr_bytes)
+        table = None
+        if pending is not None:
+            with contextlib.suppress(background.Lost):  # the child was killed (memory?): infer here after all
+                table = pending.next()
+        if table is None:
+            table = infer_table(bound)
+    facts = model_facts(bound.model, table, (structure.nodes, attr_bytes))
+    return loaded, facts, forward_ir(bound.model, facts.shapes, table, structure)
+
+
 def _profile_train(
     model: str | os.PathLike | onnx.ModelProto,
     options: TrainOptions | Sequence[TrainOptions] | None,
@@ -307,18 +333,18 @@ def _profile_train(
     for o in runs:
         o.check()
     progress("reading the model and inferring shapes", 0, 1)
-    loaded = load(model, input_shapes, batch)
-    require_static(loaded)
+    read = read_model(model)
+    # a big model (`overlap_min_nodes`): its shapes are inferred in a child while this process reads its nodes;
+    # each style's trees become text in a spill file as soon as they are made (its graph is then freed), and the
+    # styles run side by side in forked children as far as the memory allows
+    big = len(read.model.graph.node) >= overlap_min_nodes()
+    parallel = background.AVAILABLE and big
+    # the facts and the forward phase's IR are the same in every style: made once (before the fork)
+    loaded, facts, forward = _load(read, input_shapes, batch, parallel)
     selected = load_backends(list(backends) if backends is not None else None,
                              {b: dict(p) for b, p in (params or {}).items()})
-    facts = model_facts(loaded.model)  # read once, for every style (before the fork)
-    # a big model (`overlap_min_nodes`): each style's trees become text in a spill file as soon as they are made
-    # (its graph is then freed), and the styles run side by side in forked children as far as the memory allows
-    big = len(loaded.model.graph.node) >= overlap_min_nodes()
-    parallel = background.AVAILABLE and big
     if big and (warning := memory_warning(len(loaded.model.graph.node))) is not None:
         warnings.warn(HawkeyeWarning(warning), stacklevel=3)
-    forward: list[Forward | None] = []  # the forward phase's IR, the same in every style: built on first use
     results = []
     total = 1 + len(runs) * len({BACKEND_STYLE.get(b.name, "onnx") for b in selected})
     done = 1
@@ -340,8 +366,6 @@ def _profile_train(
         shares = [styles[1 + k::workers - 1] for k in range(workers - 1)]
         reports: dict[str, BackendReport] = {}
         with contextlib.ExitStack() as children:
-            if shares and not forward:  # built before the fork, once, and shared (copy-on-write)
-                forward.append(forward_ir(loaded.model, facts.shapes))
             spill = SpillFile() if big else None  # for the trees made here
             spills = [SpillFile() for _ in shares]  # one per child, open here until its trees are read back
             pending = [children.enter_context(background.Pending(functools.partial(
