@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,6 +22,9 @@ from hawkeye_onnx.render import render_markdown
 from hawkeye_onnx.report_data import human_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_render import chain_model  # noqa: E402  (benchmarks/report_render.py: the 200k-node chain model)
+
 MODELS = ROOT / "models"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -237,38 +239,23 @@ def test_browser_hostile_name_is_text(tmp_path: Path) -> None:
         assert requests == []
 
 
-def big_model(path: Path, n: int = 200_000) -> Path:
-    """n nodes in 100 blocks x 20 layers (the shape of a deep network's name scopes), built directly."""
-    nodes = []
-    prev = "x"
-    for i in range(n):
-        op = "Relu" if i % 2 == 0 else "Sigmoid"
-        nodes.append(helper.make_node(op, [prev], [f"t{i}"], name=f"/block{i // 2000}/layer{(i // 100) % 20}/{op}_{i}"))
-        prev = f"t{i}"
-    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
-                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 16])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def big_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
-    """HTML and Markdown of a 200k-node model (two backends), and the seconds rendering took."""
+def big_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """HTML and Markdown of a 200k-node model (two backends). How long they take to make and to show is
+    benchmarks/report_render.py's concern, not a test's."""
     import hawkeye_onnx
 
     tmp = tmp_path_factory.mktemp("big")
-    data = hawkeye_onnx.profile(big_model(tmp / "big.onnx"), backends=["crypten", "semi2k"]).to_dict()
+    data = hawkeye_onnx.profile(chain_model(tmp / "big.onnx"), backends=["crypten", "semi2k"]).to_dict()
     out, md = tmp / "big.html", tmp / "big.md"
-    start = time.perf_counter()
     out.write_text(render_html(data), encoding="utf-8")
     md.write_text(render_markdown(data), encoding="utf-8")
-    return out, md, time.perf_counter() - start
+    return out, md
 
 
 @pytest.mark.slow
-def test_200k_node_report_stays_small(big_report: tuple[Path, Path, float]) -> None:
-    out, md, seconds = big_report
-    assert seconds < 10
+def test_200k_node_report_stays_small(big_report: tuple[Path, Path]) -> None:
+    out, md = big_report
     # The tree is cut at 500 rows (under 1 KiB each with two backends): far from one row per node.
     assert out.stat().st_size < 600_000, out.stat().st_size
     assert md.stat().st_size < 10_000
@@ -279,12 +266,11 @@ def test_200k_node_report_stays_small(big_report: tuple[Path, Path, float]) -> N
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_200k_node_report_renders_fast(big_report: tuple[Path, Path, float]) -> None:
+def test_200k_node_report_opens_and_expands_every_row(big_report: tuple[Path, Path]) -> None:
     with open_page(big_report[0]) as (page, console, requests):
-        t0 = time.perf_counter()
-        page.reload(wait_until="load")
+        closed = page.eval_on_selector_all("#tree details", "els => els.filter(e => !e.open).length")
         page.click("#expand-all")
-        assert time.perf_counter() - t0 < 3
+        assert closed > 0 and page.eval_on_selector_all("#tree details", "els => els.every(e => e.open)")
         assert not [m for m in console if m[0] == "error"] and requests == []
 
 
