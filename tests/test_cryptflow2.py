@@ -243,15 +243,23 @@ def test_other_linear_rounds_residual_is_the_bn_product(name: str) -> None:
 
 
 def test_bn_known_msb_truncation_parameter() -> None:
-    """bn_trunc_known_msb = 1 swaps the BatchNorm's ScaleDown (Truncation::truncate, MSB unknown) for the
-    known-MSB truncation (wrap + MSB_to_Wrap + 2 B2A): 16 -> 10 rounds at ell = 60, f = 23."""
+    """bn_trunc_known_msb = 1 swaps the BatchNorm's ScaleDown (Truncation::truncate, MSB unknown: wrap +
+    compare_with_eq on ell - f bits + AND + 2 B2A) for the known-MSB truncation (wrap + MSB_to_Wrap + 2 B2A):
+    the rounds saved are compare_with_eq's and AND's, less MSB_to_Wrap's (truncation.cpp, aux-protocols.cpp).
+    At ell = 60, f = 23: compare_with_eq on 37 bits (37 mod 4 != 0: leaf KKOT 2 + top-digit OT 2 + triple
+    KKOT 2 = 6, as in test_compare_with_eq_rounds), AND's KKOT 2, MSB_to_Wrap's 1-out-of-4 KKOT 2: 6 fewer
+    (16 -> 10)."""
     model = _single("BatchNormalization", (1, 8, 4, 4))
     model.graph.input.extend(helper.make_tensor_value_info(p, TensorProto.FLOAT, [8]) for p in "sbmv")
     model.graph.node[0].input.extend(["s", "b", "m", "v"])
     base = {"ring_bits": 60, "frac_bits": 23}
     unknown = _cost(model, **base).total.online.rounds
     known = _cost(model, **base, bn_trunc_known_msb=1).total.online.rounds
-    assert unknown - known == 6
+    b = _backend(**base)
+    saved = (prim("millionaire_eq", b, n=128, L=60 - 23)[1] + prim("and_gate", b, n=128)[1]
+             - prim("kkot", b, n=128, N=4, l=1)[1])
+    assert saved == 6 + 2 - 2
+    assert unknown - known == saved
 
 
 def test_sender_bit_sums_in_closed_form_equal_the_loop() -> None:
