@@ -10,6 +10,7 @@ when the row max reduces dim 0 (semi2k_ops_gaps.json softmax_after_matmul_1x64x1
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -25,6 +26,12 @@ from validation import opzoo
 ROOT = Path(__file__).resolve().parent.parent
 KERAS = ROOT / "models" / "keras_cnn_tf2onnx.onnx"
 CASES = {c.name: c for c in opzoo.cases()}
+
+
+def _measured(file: str, case: str, parties: int) -> dict:
+    """The record of `case` at `parties` in validation/measured/`file` (a real framework run)."""
+    records = json.loads((ROOT / "validation" / "measured" / file).read_text())
+    return next(r for r in records if r["case"] == case and r["parties"] == parties and "bytes" in r)
 
 
 def _graph(nodes: list[onnx.NodeProto], inputs: dict[str, tuple[int, ...]]):
@@ -59,8 +66,10 @@ def test_keras_tf2onnx_public_slice_is_what_crypten_cannot_run() -> None:
     assert u.op_type == "Slice"
     assert u.nodes == ("StatefulPartitionedCall/keras_cnn_1/flatten_1/strided_slice",)
     assert r.backends["semi2k"].unsupported == ()
-    # measured on SPU 0.9.5, 2 parties (hawkeye-onnx validate; the softmax head reduces dim 0)
-    assert (r.backends["semi2k"].total.online.bytes, r.backends["semi2k"].total.online.rounds) == (2_596_628, 169)
+    # measured on SPU 0.9.5, 2 parties (validation/measured/semi2k_models.json; the softmax head reduces dim 0)
+    rec = _measured("semi2k_models.json", "keras_cnn_tf2onnx", 2)
+    assert (r.backends["semi2k"].total.online.bytes, r.backends["semi2k"].total.online.rounds) == \
+        (rec["bytes"], rec["rounds"])
 
 
 def test_with_params_keeps_the_backend_option() -> None:

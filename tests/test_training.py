@@ -326,6 +326,8 @@ def test_cli_train_json_phases_and_optimizer_comparison(tmp_path) -> None:
     assert data["mode"] == "train" and data["schema"] == "hawkeye-onnx/1"
     cr = data["backends"]["crypten"]
     assert set(cr["phases"]) == {"forward", "loss", "backward", "update"}
+    # 3,986,752 B: real CrypTen 0.4.1, mlp 1x784, CE, SGD (shared/ground-truth/README.md "Training step",
+    # vectors.json training case crypten models/mlp.onnx)
     assert sum(p["online"]["bytes"] for p in cr["phases"].values()) == cr["total"]["online"]["bytes"] == 3986752
     runs = {r["optimizer"]: r for r in data["training"]["runs"]}
     assert set(runs) == {"sgd", "adam"}
@@ -386,26 +388,36 @@ def _gemm_act_gemm(act: str, **attrs: object) -> onnx.ModelProto:
                              opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize(("act", "attrs", "forward", "loss_backward"), [
-    ("HardSwish", {}, (37024, 23), (31560, 24)),
-    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, (34464, 21), (26440, 20)),
-])
-def test_spu_hard_activation_gradients_measured(act: str, attrs: dict, forward: tuple, loss_backward: tuple) -> None:
-    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py MODEL --input input=2x16 --loss mse, run
-    2026-11-25 on the model above): forward and loss+backward bytes/rounds. The backward shares x > 0 with the
-    forward's maximum (one fresh comparison, an AndBB, a select)."""
+def _built_measured(name: str) -> dict:
+    """The SPU run of a model built in this file: `built_by_tests` of validation/measured/training/semi2k.json
+    (each record names the builder call, the measure_train.py command, SPU version, parties and date)."""
+    doc = json.loads((ROOT / "validation" / "measured" / "training" / "semi2k.json").read_text())
+    return next(c for c in doc["built_by_tests"] if c["name"] == name)
+
+
+def _assert_phases_equal_record(p, record: dict) -> None:
+    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
+    ph["loss+backward"] = tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True))
+    for name, want in record["phases"].items():
+        assert ph[name] == (want["bytes"], want["rounds"]), name
+
+
+@pytest.mark.parametrize(("act", "attrs"), [("HardSwish", {}), ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5})])
+def test_spu_hard_activation_gradients_measured(act: str, attrs: dict) -> None:
+    """Real SPU 0.9.5 SEMI2K, 2 parties, on the model above (validation/spu/measure_train.py MODEL --input
+    input=2x16 --loss mse; record gemm_<act>_gemm in validation/measured/training/semi2k.json): forward,
+    loss+backward and update bytes/rounds. The backward shares x > 0 with the forward's maximum (one fresh
+    comparison, an AndBB, a select)."""
     p = profile_train(_gemm_act_gemm(act, **attrs), TrainOptions(loss="mse"), backends=["semi2k"],
                       input_shapes={"input": (2, 16)}, params={"semi2k": {"parties": 2}})
-    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
-    assert ph["forward"] == forward
-    assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == loss_backward
+    _assert_phases_equal_record(p, _built_measured(f"gemm_{act.lower()}_gemm"))
 
 
 def test_spu_embedding_split_strided_slice_gradients_measured() -> None:
-    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py --input input=2x6 --loss mse --classes 3,
-    2026-11-25) on tiny_gaps with HardSwish/HardSigmoid as Identity and the Where as an Add (the harness feeds
-    no boolean constant): the embedding's scatter-add, Split, Expand and the strided Slice's gradient are local,
-    every phase exact."""
+    """Real SPU 0.9.5 SEMI2K, 2 parties (validation/spu/measure_train.py --input input=2x6 --loss mse --classes 3;
+    record tiny_gaps_spu in validation/measured/training/semi2k.json) on tiny_gaps with HardSwish/HardSigmoid as
+    Identity and the Where as an Add (the harness feeds no boolean constant): the embedding's scatter-add,
+    Split, Expand and the strided Slice's gradient are local, every phase exact."""
     m = _tiny_gaps()
     for n in m.graph.node:
         if n.op_type in ("HardSwish", "HardSigmoid"):
@@ -416,6 +428,4 @@ def test_spu_embedding_split_strided_slice_gradients_measured() -> None:
             del n.input[0]
     p = profile_train(m, TrainOptions(loss="mse"), backends=["semi2k"], input_shapes={"input": (2, 6)},
                       params={"semi2k": {"parties": 2}})
-    ph = {k: (t.online.bytes, t.online.rounds) for k, t in p.backends["semi2k"].phases.items()}
-    assert ph["forward"] == (1296, 4) and ph["update"] == (688, 4)
-    assert tuple(a + b for a, b in zip(ph["loss"], ph["backward"], strict=True)) == (2680, 12)
+    _assert_phases_equal_record(p, _built_measured("tiny_gaps_spu"))
