@@ -225,6 +225,13 @@ def cases() -> list[Case]:
         helper.make_node("Relu", ["x"], ["r"], name="/act/Relu"),
         helper.make_node("Softmax", ["r"], ["out"], name="/head/Softmax", axis=-1),
     ], {"x": (1, 10)}))
+    # Reductions over a dim of size 1: CrypTen's softmax / log_softmax return ones / zeros at once
+    # (approximations.py), its pairwise max compares a row of one with itself (maximum.py, row_length 2).
+    out.append(model("softmax_dim1_3x1", [helper.make_node("Softmax", ["x"], ["out"], name="/head/Softmax",
+                                                           axis=-1)], {"x": (3, 1)}))
+    out.append(model("logsoftmax_dim1_3x1", [helper.make_node("LogSoftmax", ["x"], ["out"],
+                                                              name="/head/LogSoftmax", axis=-1)], {"x": (3, 1)}))
+    out.append(pool("maxpool_1x1_1x2x3x3", "MaxPool", (1, 2, 3, 3), kernel_shape=[1, 1]))
     # One tensor in two input slots: x * x as torch exports it. SPU runs it (MulAA); CrypTen's nn.Graph never
     # runs such a node (rules/crypten.toml [backend] repeated_input).
     out.append(model("repeated_mul_xx_2x10", [helper.make_node("Mul", ["x", "x"], ["out"], name="/sq/Mul")],
