@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,22 @@ def test_mutated_models_fail_cleanly(tmp_path: Path, data: bytes) -> None:
 TRAIN = settings(FAST, max_examples=30)
 
 
+@contextmanager
+def _big_model_path(on: bool) -> Iterator[None]:
+    """HAWKEYE_ONNX_OVERLAP_NODES=0 (`on`: every model takes a big model's path, its shapes inferred in a child
+    and its styles priced in forked children) or a huge threshold (in-process), for the block (a hypothesis
+    test cannot take pytest's per-example monkeypatch)."""
+    old = os.environ.get("HAWKEYE_ONNX_OVERLAP_NODES")
+    os.environ["HAWKEYE_ONNX_OVERLAP_NODES"] = "0" if on else "1000000000"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["HAWKEYE_ONNX_OVERLAP_NODES"]
+        else:
+            os.environ["HAWKEYE_ONNX_OVERLAP_NODES"] = old
+
+
 @TRAIN
 @given(data=mutated(), alongside=st.booleans())
 def test_mutated_models_fail_cleanly_in_training(tmp_path: Path, data: bytes, alongside: bool) -> None:
@@ -71,18 +89,12 @@ def test_mutated_models_fail_cleanly_in_training(tmp_path: Path, data: bytes, al
     (HAWKEYE_ONNX_OVERLAP_NODES=0 forces that path; the styles then run in forked children too)."""
     path = tmp_path / "mutant.onnx"
     path.write_bytes(data)
-    old = os.environ.get("HAWKEYE_ONNX_OVERLAP_NODES")
-    os.environ["HAWKEYE_ONNX_OVERLAP_NODES"] = "0" if alongside else "1000000000"
     try:
-        result = profile_train(path, TrainOptions(loss="mse"), batch=2)
+        with _big_model_path(alongside):
+            result = profile_train(path, TrainOptions(loss="mse"), batch=2)
     except HawkeyeError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    finally:
-        if old is None:
-            del os.environ["HAWKEYE_ONNX_OVERLAP_NODES"]
-        else:
-            os.environ["HAWKEYE_ONNX_OVERLAP_NODES"] = old
     for report in result.backends.values():
         assert report.total.online.bytes >= 0 and report.total.offline.bytes >= 0
         assert sum(t.online.bytes for t in (report.phases or {}).values()) == report.total.online.bytes
@@ -173,22 +185,16 @@ def test_random_graphs_train_cleanly_and_consistently(case, loss: str, optimizer
     one class for cross-entropy) or costs that are non-negative and add up: phases to the total, operators and
     the module tree to the total. Read in-process or alongside a shape-inference child (the big-model path)."""
     model, batch = case
-    old = os.environ.get("HAWKEYE_ONNX_OVERLAP_NODES")
-    os.environ["HAWKEYE_ONNX_OVERLAP_NODES"] = "0" if alongside else "1000000000"
     try:
-        result = profile_train(model, TrainOptions(loss=loss, optimizer=optimizer),
-                               input_shapes={"x": (batch, _input_width(model))})
+        with _big_model_path(alongside):
+            result = profile_train(model, TrainOptions(loss=loss, optimizer=optimizer),
+                                   input_shapes={"x": (batch, _input_width(model))})
     except HawkeyeError as exc:
         # a shipped rule must price every graph it accepts (a Softmax over one class once gave CrypTen's
         # pairwise max a negative size: RuleError "bytes is negative")
         assert not isinstance(exc, RuleError), exc
         assert str(exc) and "\n" not in str(exc)
         return
-    finally:
-        if old is None:
-            del os.environ["HAWKEYE_ONNX_OVERLAP_NODES"]
-        else:
-            os.environ["HAWKEYE_ONNX_OVERLAP_NODES"] = old
     for name, report in result.backends.items():
         total = report.total
         phases = list((report.phases or {}).values())
