@@ -143,8 +143,9 @@ class Columns:
     groups: Mapping[str, np.ndarray]  # op key -> indices of the nodes with a secret input, in graph order
 
 
-def op_key(node: Node) -> str:
-    """The key rule files use: `OpType` in the default domain, `domain::OpType` elsewhere."""
+def op_key(node: Node | onnx.NodeProto) -> str:
+    """The key rule files use: `OpType` in the default domain, `domain::OpType` elsewhere (of an IR node or a
+    protobuf one)."""
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
 
 

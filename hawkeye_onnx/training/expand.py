@@ -105,7 +105,7 @@ class ModelFacts(NamedTuple):
 
 def node_fields(nodes: Iterable[onnx.NodeProto]) -> list[NodeFields]:
     """Each node's fields as the expander reads them, each read from the proto once."""
-    return [(n.name, _key(n), tuple(n.input), tuple(n.output),
+    return [(n.name, op_key(n), tuple(n.input), tuple(n.output),
              tuple([a.SerializeToString() for a in n.attribute]) if n.attribute else ()) for n in nodes]
 
 
@@ -137,10 +137,6 @@ def _training_mode(node: onnx.NodeProto, opset: int) -> onnx.NodeProto:
     del out.attribute[:]
     out.attribute.extend([*kept, helper.make_attribute("training_mode", 1)])
     return out
-
-
-def _key(node: onnx.NodeProto) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
 
 
 def expand(model: onnx.ModelProto, opts: TrainOptions) -> tuple[onnx.ModelProto, dict[str, tuple[int, int]]]:

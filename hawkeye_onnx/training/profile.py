@@ -198,7 +198,7 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: Forward | None, fa
     return _Expanded(graph, phases, meta, ModuleIndex(scopes, graph.nodes), {})
 
 
-@paused_gc()  # in the parent too (a child runs under `_style_reports_sent`'s): `_context` alone makes 200k records
+@paused_gc()  # in the parent and in a child alike (see `ir.paused_gc`): `_context` alone makes 200k records
 def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
                    forward: Forward | None, facts: ModelFacts,
                    depth: int | None, spill: SpillFile | None = None) -> dict[str, BackendReport]:
@@ -235,11 +235,10 @@ def _style_reports_sent(loaded: LoadedModel, styles: list[tuple[TrainOptions, li
     """`_style_reports` of one style after the other, in a background child: each backend's report, its tree as
     JSON text in `spill` (made by the parent before the fork; the graphs stay here), in the order of `styles`
     and their backends."""
-    with paused_gc():
-        for style_opts, backends in styles:
-            reports = _style_reports(loaded, style_opts, backends, forward, facts, depth, spill)
-            for b in backends:
-                yield reports.pop(b.name)
+    for style_opts, backends in styles:
+        reports = _style_reports(loaded, style_opts, backends, forward, facts, depth, spill)
+        for b in backends:
+            yield reports.pop(b.name)
 
 
 def _available_memory() -> int | None:
