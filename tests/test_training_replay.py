@@ -52,7 +52,7 @@ def _both(model: onnx.ModelProto, opts: TrainOptions, monkeypatch: pytest.Monkey
         fast = _expanded(model, opts)
     assert _expanded(model, opts, defer=True) == fast
     with monkeypatch.context() as m:
-        m.setattr(replay, "capture", lambda b, scope, env, run: (run(), None))
+        m.setattr(replay, "capture", lambda b, scope, env, run, numbered=True: (run(), None))
         reference = _expanded(model, opts)
     return fast, reference, made
 
@@ -72,12 +72,13 @@ def test_replayed_nodes_equal_the_rules_own(name: str, monkeypatch: pytest.Monke
         assert fast == reference, (name, opts)
 
 
-def _blocks(n: int, exponents: list[float] | None = None, collide: bool = False) -> onnx.ModelProto:
+def _blocks(n: int, exponents: list[float] | None = None, collide: bool = False, taken: str | None = None,
+            weight: str = "w{i}") -> onnx.ModelProto:
     """`n` identical Gemm + Relu (+ Pow with the given exponents) layers on 1 x 8: every layer after the first
-    has the first one's signature."""
+    has the first one's signature. `taken`: a node and its output named so; `weight`: the weights' names."""
     nodes, inits, x = [], [], "x"
     for i in range(n):
-        w, b = f"w{i}", f"b{i}"
+        w, b = weight.format(i=i), f"b{i}"
         inits += [numpy_helper.from_array(np.ones((8, 8), np.float32), w),
                   numpy_helper.from_array(np.ones(8, np.float32), b)]
         nodes.append(helper.make_node("Gemm", [x, w, b], [f"/l{i}/g"], name=f"/l{i}/Gemm", transB=1))
@@ -90,6 +91,9 @@ def _blocks(n: int, exponents: list[float] | None = None, collide: bool = False)
     if collide:  # named as the second layer's replayed backward Gemm and its output
         nodes.append(helper.make_node("Identity", [x], ["/l1/Gemm_Grad/Gemm_0_output_0"], name="/l1/Gemm_Grad/Gemm_0"))
         x = "/l1/Gemm_Grad/Gemm_0_output_0"
+    if taken:
+        nodes.append(helper.make_node("Identity", [x], [f"{taken}_output_0"], name=taken))
+        x = f"{taken}_output_0"
     nodes.append(helper.make_node("Identity", [x], ["y"], name="/out/Identity"))
     g = helper.make_graph(nodes, "blocks", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], inits)
@@ -131,3 +135,43 @@ def test_deferred_blocks_fall_back_to_records_when_a_name_is_taken() -> None:
     _, _, b = expand_with_builder(_blocks(3, collide=True), RUNS[0], protos=False, defer=True)
     assert not b.instances
     assert "/l1/Gemm_Grad/Gemm_0_1" in {r[0] for r in b.records}
+
+
+OPTIMIZERS = [TrainOptions(optimizer=o) for o in ("sgd", "momentum", "adam")]
+
+
+@pytest.mark.parametrize("opts", OPTIMIZERS, ids=lambda o: o.optimizer)
+def test_parameter_updates_are_deferred_as_blocks_named_as_the_builder_names_them(
+        opts: TrainOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each parameter's update (its gradients' sum and the optimizer's step) is one block of a template made
+    once per (shape, number of gradients), named `/optimizer/<parameter>/<Op>`, `<Op>_1`, ... as the builder
+    names the records; equal to the records of every rule run."""
+    model = _blocks(3)
+    fast, reference, _ = _both(model, opts, monkeypatch)
+    assert fast == reference
+    _, phases, b = expand_with_builder(model, opts, protos=False, defer=True)
+    lo, hi = phases["update"]
+    assert hi - lo > 6 and not b.records[len(b.records) - 1][0].startswith("/optimizer/")
+    updates = [inst for inst in b.instances if inst.scope.startswith("/optimizer/")]
+    assert [inst.scope for inst in updates] == [f"/optimizer/{p}" for p in ("w0", "b0", "w1", "b1", "w2", "b2")]
+    assert len({id(inst.template) for inst in updates}) == 2  # the weights' shape and the biases'
+    names = [r[0] for r in fast[0] if r[0].startswith("/optimizer/w1/")]
+    assert names[0] == "/optimizer/w1/Constant" and names[-1] == "/optimizer/w1/Sub"
+    assert len(set(names)) == len(names)
+    assert sum(len(inst.template.steps) for inst in updates) == hi - lo
+
+
+@pytest.mark.parametrize("opts", OPTIMIZERS, ids=lambda o: o.optimizer)
+def test_a_taken_update_name_and_a_parameter_named_like_a_backward_scope_give_the_builders_names(
+        opts: TrainOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node of the model named as a parameter's last update node: the blocks fall back to records, which the
+    builder makes unique. A parameter `w1_Grad`: its scope `/optimizer/w1_Grad` numbers its nodes as a backward
+    scope does (`Builder._name`), so its update is emitted as records."""
+    fast, reference, _ = _both(_blocks(3, taken="/optimizer/w1/Sub"), opts, monkeypatch)
+    assert fast == reference
+    assert "/optimizer/w1/Sub_1" in {r[0] for r in fast[0]}
+    _, _, b = expand_with_builder(_blocks(3, taken="/optimizer/w1/Sub"), opts, protos=False, defer=True)
+    assert not b.instances
+    fast, reference, _ = _both(_blocks(3, weight="w{i}_Grad"), opts, monkeypatch)
+    assert fast == reference
+    assert "/optimizer/w1_Grad/Sub_" in " ".join(r[0] for r in fast[0])

@@ -117,9 +117,9 @@ class Builder:
         #: of a small constant), so the profiler builds its IR without reading the protos back
         self.records: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], dict[str, Any], Any]] = []
         #: templates replayed as blocks of nodes (`replay.defer`), in order among the records; their names come
-        #: at the end (`replay.settle`: per instance, its nodes' names and its outputs')
+        #: at the end (`replay.settle`)
         self.instances: list[Any] = []
-        self.instance_names: list[tuple[list[str], list[str]]] = []
+        self.settled: Any = None  # `replay.Settled`
         self.replayed = 0  # nodes in `instances`
         self._attrs: dict[tuple[str, object], tuple[onnx.AttributeProto, Any]] = {}
         #: constant -> (its attribute, its value as the IR keeps it, its shape), by the bytes of its array and by

@@ -326,17 +326,31 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
         new_inputs.append(helper.make_tensor_value_info("loss_grad", TensorProto.FLOAT, []))
     outputs = [helper.make_tensor_value_info(loss, TensorProto.FLOAT, [])]
     types: dict[tuple[int, ...], onnx.TypeProto] = {}  # one float tensor type per parameter shape (a few dozen)
+    # per (shape, number of gradients): the update's template, when blocks are kept (`defer`)
+    updates: dict[tuple[tuple[int, ...], int], replay.Template | None] = {}
+    suffixes = [f".{x}" for x in _STATES[opts.optimizer]]
     for p in trained:
         scope = f"/optimizer/{p}"
         sp = tuple(inits[p].dims)
         parts = grads[p]
-        gsum = parts[0] if len(parts) == 1 else b.op(scope, "Sum", parts, sp)
-        states, new_states = _optimizer(b, scope, p, gsum, sp, opts, style)
+        # a scope `..._Grad` numbers its nodes (`Builder._name`), as a backward scope does: as records
+        template = _update_template(model, opts, style, sp, len(parts), updates) \
+            if defer and not scope.endswith("_Grad") else None
+        if template is None:
+            states, new_states = _update(b, scope, p, parts, sp, opts, style)
+        else:
+            states = [p + x for x in suffixes]
+            new_states = replay.defer(b, template, scope, [p, *parts, *states])  # type: ignore[assignment]
         tp = types.get(sp)
         if tp is None:
             tp = types[sp] = helper.make_tensor_type_proto(TensorProto.FLOAT, sp)
-        new_inputs += [onnx.ValueInfoProto(name=s, type=tp) for s in states]
-        outputs += [onnx.ValueInfoProto(name=s, type=tp) for s in new_states]
+        if states:
+            new_inputs += [onnx.ValueInfoProto(name=s, type=tp) for s in states]
+        # without the protos, the caller reads the outputs' names only (copying a type into each of 100k outputs
+        # is a tenth of the update phase's time)
+        outputs += [onnx.ValueInfoProto(name=s, type=tp) if protos else onnx.ValueInfoProto(name=s)
+                    for s in new_states]
+    b.custom.update(s.op for t in updates.values() if t is not None for s in t.steps if s.domain == DOMAIN)
 
     # what `helper.make_graph` + `helper.make_model` build, without copying the nodes twice
     graph = out.graph
@@ -363,6 +377,44 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     return out, phases, b
 
 
+#: per optimizer, its state inputs' names after `<parameter>.`
+_STATES = {"sgd": (), "momentum": ("momentum",), "adam": ("adam_m", "adam_v")}
+_SCRATCH_BASE = ModelBase(frozenset(), {}, {})
+
+
+def _update(b: Builder, scope: str, p: str, parts: list[str], sp: tuple[int, ...], o: TrainOptions,
+            style: Autodiff) -> tuple[list[str], list[str]]:
+    """Emit one parameter's update: the sum of its gradients `parts` (if more than one), then the optimizer's
+    step; returns (state inputs, [new states..., updated parameter])."""
+    g = parts[0] if len(parts) == 1 else b.op(scope, "Sum", parts, sp)
+    return _optimizer(b, scope, p, g, sp, o, style)
+
+
+def _update_template(model: onnx.ModelProto, o: TrainOptions, style: Autodiff, sp: tuple[int, ...], n_parts: int,
+                     memo: dict[tuple[tuple[int, ...], int], replay.Template | None]) -> replay.Template | None:
+    """The template of a parameter's update (`_update`) for a parameter of shape `sp` with `n_parts` gradients,
+    in a scope that does not number its nodes; its given names are the parameter, its gradients and its
+    states, and its `grads` the new states and the updated parameter. Made once per (shape, number of
+    gradients) on a builder of its own, with stand-in names: the update reads nothing but its names and `sp`."""
+    key = (sp, n_parts)
+    found = memo.get(key, _UNSEEN)
+    if found is not _UNSEEN:
+        return found  # type: ignore[return-value]
+    scratch = Builder(model, {}, base=_SCRATCH_BASE)
+    scratch.protos = False
+    p, scope = "\0p", "\0s"
+    parts = [f"\0g{k}" for k in range(n_parts)]
+    env: list[str | None] = [p, *parts, *[f"{p}.{x}" for x in _STATES[o.optimizer]]]
+
+    def run() -> list[str | None]:
+        states, new_states = _update(scratch, scope, p, parts, sp, o, style)
+        assert states == env[1 + n_parts:], "`_STATES` names the states `_optimizer` reads"
+        return list(new_states)
+
+    memo[key] = template = replay.capture(scratch, scope, env, run, numbered=False)[1]
+    return template
+
+
 def _optimizer(b: Builder, scope: str, p: str, g: str, sp: tuple[int, ...],
                o: TrainOptions, style: Autodiff) -> tuple[list[str], list[str]]:
     """Emit one parameter's update; returns (state inputs, [new states..., updated parameter])."""
@@ -372,11 +424,11 @@ def _optimizer(b: Builder, scope: str, p: str, g: str, sp: tuple[int, ...],
     if o.optimizer == "sgd":  # crypten/optim/sgd.py: p.sub_(d_p.mul(lr))
         return [], [b.op(scope, "Sub", [p, mul(g, o.lr)], sp)]
     if o.optimizer == "momentum":  # crypten/optim/sgd.py: buf.mul_(momentum).add_(d_p); p -= lr * buf
-        v = f"{p}.momentum"
+        v = f"{p}.{_STATES['momentum'][0]}"
         nv = b.op(scope, "Add", [mul(v, o.momentum), g], sp)
         return [v], [nv, b.op(scope, "Sub", [p, mul(nv, o.lr)], sp)]
     # Adam (Kingma & Ba, first step's bias correction): secret square, sqrt and division per element.
-    m, v = f"{p}.adam_m", f"{p}.adam_v"
+    m, v = (f"{p}.{x}" for x in _STATES["adam"])
     nm = b.op(scope, "Add", [mul(m, o.beta1), mul(g, 1 - o.beta1)], sp)
     nv = b.op(scope, "Add", [mul(v, o.beta2), mul(b.op(scope, "Mul", [g, g], sp), 1 - o.beta2)], sp)
     mhat, vhat = mul(nm, 1 / (1 - o.beta1)), mul(nv, 1 / (1 - o.beta2))

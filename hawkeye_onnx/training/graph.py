@@ -36,7 +36,7 @@ from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, r
 from hawkeye_onnx.shapes import ShapeTable, type_info, value_shapes
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
-from hawkeye_onnx.training.replay import Instance, Template
+from hawkeye_onnx.training.replay import Instance, Settled, Template
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,16 @@ class _Shaped(NamedTuple):
 
 
 class _Blocks:
-    """The deferred instances of `build`: their tensors are appended as they come (a later record reads their
-    ids and secrecy), their nodes' columns are written per (template, secrecy) at the end, with numpy."""
+    """The deferred instances of `build`, in two passes. In order among the records (`add`): an instance's
+    tensors (a later record reads their ids and secrecy), its scopes, and room for its nodes. At the end, per
+    template, a step of all its instances at a time: their `Node` records (`nodes`), and per (template,
+    secrecy) their nodes' columns, with numpy (`columns`)."""
 
-    def __init__(self, norm: dict) -> None:
+    def __init__(self, norm: dict, b: Builder) -> None:
         self.norm = norm
+        self.instances: list[Instance] = b.instances
+        self.settled: Settled = b.settled
+        self.at = [0] * len(b.instances)  # per instance: the number of its first node
         self.shaped: dict[int, _Shaped | None] = {}
         self.flows: dict[tuple[int, tuple[bool, ...]], _Flow] = {}
         #: per (template, secrecy): the template, and per instance its first node, first tensor and given ids
@@ -130,11 +135,13 @@ class _Blocks:
             found = self.flows[(id(t), given)] = _Flow(tuple(out_secret), tuple(reads), tuple(keys))
         return found
 
-    def add(self, inst: Instance, names: tuple[list[str], list[str]], i: int, ids: dict[str, int],
-            secret: list[bool], size: list[int], rank: list[int], t_shape: list, t_dtype: list, t_value: dict,
-            records: list[Node], raw_scopes: list, scope_of: Any) -> int:
-        """Append the tensors, nodes and scopes of `inst`, whose first node is number `i`; returns the number of
-        the node after it, or -1 where `build` cannot take it (a name it does not know, a shape it lacks)."""
+    def add(self, j: int, i: int, ids: dict[str, int], secret: list[bool], size: list[int], rank: list[int],
+            t_shape: list, t_dtype: list, t_value: dict, records: list, raw_scopes: list,
+            scope: tuple[str, ...]) -> int:
+        """Append the tensors and scopes of instance `j`, whose first node is number `i`, and room for its nodes
+        in `records` (`scope`: its nodes' raw scope); returns the number of the node after it, or -1 where `build`
+        cannot take it (a name it does not know, a shape it lacks)."""
+        inst = self.instances[j]
         t = inst.template
         shaped = self._shaped(t)
         if shaped is None:
@@ -144,10 +151,9 @@ class _Blocks:
         except KeyError:
             return -1
         given = tuple([x >= 0 and secret[x] for x in given_ids])
-        flow = self._flow(t, given)
+        flow = self.flows.get((id(t), given)) or self._flow(t, given)
         first = len(secret)
-        node_names, out_names = names
-        ids.update(zip(out_names, itertools.count(first)))
+        ids.update(zip(self.settled.outs[j], itertools.count(first)))
         secret += flow.out_secret
         size += shaped.size
         rank += shaped.rank
@@ -155,19 +161,35 @@ class _Blocks:
         t_dtype += shaped.dtype
         for o, value in shaped.values:
             t_value[first + o] = value
-        env = [*inst.env, *out_names]
-        new_node = tuple.__new__
-        for k, (step, name, (lo, hi)) in enumerate(zip(t.steps, node_names, shaped.bounds, strict=True)):
-            records.append(new_node(Node, (i + k, name, step.op, step.domain, tuple([env[x] for x in step.inputs]),
-                                           tuple(out_names[lo:hi]), step.attrs)))
-        raw_scopes += [scope_of(inst.scope)] * len(t.steps)
+        n = len(t.steps)
+        records += itertools.repeat(None, n)
+        raw_scopes += itertools.repeat(scope, n)
+        self.at[j] = i
         group = self.groups.get((id(t), given))
         if group is None:
             group = self.groups[(id(t), given)] = (t, [], [], [])
         group[1].append(i)
         group[2].append(first)
         group[3].append(given_ids)
-        return i + len(t.steps)
+        return i + n
+
+    def nodes(self, nf: int, records: list) -> None:
+        """Put every instance's `Node` records in their places in `records` (node `nf` is its first), one step of
+        one template at a time."""
+        instances, at = self.instances, self.at
+        new_node = tuple.__new__
+        for t, members, node_names, out_names in self.settled.groups if instances else ():
+            envs = [instances[j].env for j in members]
+            starts = [at[j] - nf for j in members]
+            given, o = t.given, 0
+            for s, step in enumerate(t.steps):
+                cols = [[env[x] for env in envs] if x < given else out_names[x - given] for x in step.inputs]
+                inputs = zip(*cols, strict=True) if cols else itertools.repeat(())
+                outs = zip(*out_names[o:o + step.n_out], strict=True) if step.n_out else itertools.repeat(())
+                o += step.n_out
+                op, domain, attrs = step.op, step.domain, step.attrs
+                for r, name, x, y in zip(starts, node_names[s], inputs, outs, strict=False):  # (repeat: endless)
+                    records[r + s] = new_node(Node, (nf + r + s, name, op, domain, x, y, attrs))
 
     def columns(self, nf: int, node_in: np.ndarray, node_out: np.ndarray, secret_in: np.ndarray,
                 groups: dict[str, list[np.ndarray]]) -> None:
@@ -289,18 +311,29 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     nf = len(base.nodes)
     pad = [-1, -1, -1]
     shape_of, dtype_of, float_type = b.shapes.get, b.dtypes.get, TensorProto.FLOAT
-    blocks = _Blocks(norm)
-    pending = list(zip(b.instances, b.instance_names, strict=True))[::-1]  # popped from the end, in order
-    next_at = pending[-1][0].at if pending else -1
+    blocks = _Blocks(norm, b)
+
+    def instance_scope(inst: Instance) -> tuple[str, ...]:
+        """The raw scope of an instance's nodes: a backward scope's (`scope_of`), else the one of `<scope>/`."""
+        if inst.template.tails is None:
+            return scope_of(inst.scope)
+        prefix = inst.scope + "/"
+        found = scope_cache.get(prefix)
+        if found is None:
+            found = scope_cache[prefix] = prefix_scope(prefix)
+        return found
+
+    pending = list(enumerate(b.instances))[::-1]  # popped from the end, in order
+    next_at = pending[-1][1].at if pending else -1
     i = nf
     for r, (name, op, domain, inputs, outs, attrs, value) in enumerate(b.records):
         while r == next_at:  # deferred instances (`replay.defer`) emitted before this record
-            inst, names = pending.pop()
-            i = blocks.add(inst, names, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records,
-                           raw_scopes, scope_of)
+            j, inst = pending.pop()
+            i = blocks.add(j, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, raw_scopes,
+                           instance_scope(inst))
             if i < 0:
                 return None
-            next_at = pending[-1][0].at if pending else -1
+            next_at = pending[-1][1].at if pending else -1
         try:
             in_ids = [ids[x] if x else -1 for x in inputs]
         except KeyError:
@@ -334,12 +367,13 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         if reads_secret:
             groups.setdefault(op if domain in ("", "ai.onnx") else f"{domain}::{op}", []).append(i)
         i += 1
-    while pending:  # instances after the last record
-        inst, names = pending.pop()
-        i = blocks.add(inst, names, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, raw_scopes,
-                       scope_of)
+    while pending:  # instances after the last record (the updates)
+        j, inst = pending.pop()
+        i = blocks.add(j, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, raw_scopes,
+                       instance_scope(inst))
         if i < 0:
             return None
+    blocks.nodes(nf, records)
 
     number: dict[tuple[str, ...], int] = {}
     node_scope = [number.setdefault(sc, len(number)) for sc in (*fwd.raw_scopes, *raw_scopes)]

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from hawkeye_onnx.training.builder import Builder
 
 Grads = list[str | None]
+_new = tuple.__new__  # a named tuple made without its Python-level __new__
 
 
 class Step(NamedTuple):
@@ -49,6 +50,9 @@ class Template(NamedTuple):
     given: int  # names the rule is given (the environment's first positions)
     #: per emitted output, in order (positions `given`...): its step and its index among the step's outputs
     origin: tuple[tuple[int, int], ...]
+    #: per step, its node's name after `<scope>/` in a scope that does not number its nodes (the optimizer's
+    #: `/optimizer/<parameter>`: `Mul`, `Mul_1`, ...); None in a backward scope (`<Op>_<k>`, `k` the counter)
+    tails: tuple[str, ...] | None = None
 
 
 class Instance(NamedTuple):
@@ -57,8 +61,24 @@ class Instance(NamedTuple):
     at: int  # len(builder.records) when it was emitted
     template: Template
     scope: str
-    k: int  # the scope's counter at its first node: the nodes are `<scope>/<Op>_<k + step>`
+    k: int  # the scope's counter at its first node: the nodes are `<scope>/<Op>_<k + step>` (0: `tails`)
     env: tuple[str | None, ...]
+
+
+class Group(NamedTuple):
+    """The instances of one template, named (`settle`): per step and per output, a column of names."""
+
+    template: Template
+    members: list[int]  # the instances' numbers in `Builder.instances`, in order
+    nodes: list[list[str]]  # per step: each member's node name
+    outs: list[list[str]]  # per output (the template's `origin` order): each member's output name
+
+
+class Settled(NamedTuple):
+    """Every deferred instance's names, made at once per template (`settle`)."""
+
+    groups: list[Group]
+    outs: list[tuple[str, ...]]  # per instance: its outputs' names, in order
 
 
 def signature(b: Builder, attrs: tuple[bytes, ...], key: str, needs: list[bool], env: list[str | None]) -> tuple:
@@ -97,9 +117,10 @@ class _Watch:
 
 
 def capture(b: Builder, scope: str, env: list[str | None],
-            run: Callable[[], Grads]) -> tuple[Grads, Template | None]:
+            run: Callable[[], Grads], numbered: bool = True) -> tuple[Grads, Template | None]:
     """Run the rule (`run`) for the node whose given names are `env` (see `signature`) and make its template,
-    or None where the emission is not a function of the node's signature alone."""
+    or None where the emission is not a function of the node's signature alone. `numbered`: `scope` numbers its
+    nodes (a backward scope), else they are named as the builder names them in any other scope (`tails`)."""
     start, k0 = len(b.records), b.counters[scope]
     shapes, producers, initial = b.shapes, b.producers, b.initial_values
     reads: set = set()
@@ -116,9 +137,13 @@ def capture(b: Builder, scope: str, env: list[str | None],
     env = list(env)
     n_given = len(env)
     steps = []
+    tails: list[str] = []
     for j, (name, op, domain, inputs, outs, attrs, value) in enumerate(b.records[start:]):
-        if name != f"{scope}/{op}_{k0 + j}" or list(outs) != [f"{name}_output_{i}" for i in range(len(outs))]:
+        tail = name[len(scope) + 1:]
+        if (name != f"{scope}/{op}_{k0 + j}" if numbered else not name.startswith(f"{scope}/") or "/" in tail) \
+                or list(outs) != [f"{name}_output_{i}" for i in range(len(outs))]:
             return grads, None  # a name the builder made unique (it was taken): not the plain pattern
+        tails.append(tail)
         try:
             refs = tuple(env.index(x) for x in inputs)
         except ValueError:  # a tensor from outside the node's own
@@ -127,14 +152,14 @@ def capture(b: Builder, scope: str, env: list[str | None],
                           tuple(b.dtypes.get(o) for o in outs)))
         env += outs
     emitted = set(env[n_given:])
-    if b.counters[scope] != k0 + len(steps) or not reads <= set(env) or not writes <= emitted:
+    if b.counters[scope] != k0 + (len(steps) if numbered else 0) or not reads <= set(env) or not writes <= emitted:
         return grads, None  # the rule read a shape of a tensor it was not given, or set one it did not make
     try:
         refs = tuple(None if g is None else env.index(g) for g in grads)
     except ValueError:
         return grads, None
     origin = tuple((s, i) for s, step in enumerate(steps) for i in range(step.n_out))
-    return grads, Template(tuple(steps), refs, n_given, origin)
+    return grads, Template(tuple(steps), refs, n_given, origin, None if numbered else tuple(tails))
 
 
 def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
@@ -171,19 +196,24 @@ def defer(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
     are made now (the later rules read them), the other names when the expansion ends (`settle`), and the IR
     takes the instance's nodes as a block (`training.graph.build`). Names are not made unique here: `settle`
     checks that none was taken, else the expansion is run again with `replay`."""
-    k = b.counters[scope]
-    b.counters[scope] = k + len(t.steps)
-    b.instances.append(Instance(len(b.records), t, scope, k, tuple(env)))
-    b.replayed += len(t.steps)
+    tails, steps = t.tails, t.steps
+    if tails is None:
+        counters = b.counters
+        k = counters[scope]
+        counters[scope] = k + len(steps)
+    else:  # a scope that does not number its nodes: the template's names
+        k = 0
+    b.instances.append(_new(Instance, (len(b.records), t, scope, k, tuple(env))))
+    b.replayed += len(steps)
     out: Grads = []
-    given, steps = t.given, t.steps
+    given = t.given
     for r in t.grads:
         if r is None or r < given:
             out.append(None if r is None else env[r])
             continue
         s, i = t.origin[r - given]
         step = steps[s]
-        name = f"{scope}/{step.op}_{k + s}_output_{i}"
+        name = f"{scope}/{step.op}_{k + s}_output_{i}" if tails is None else f"{scope}/{tails[s]}_output_{i}"
         if step.shapes[i] is not None:
             b.shapes[name] = step.shapes[i]
         if step.dtypes[i] is not None:
@@ -192,24 +222,37 @@ def defer(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
     return out
 
 
-def instance_names(inst: Instance) -> tuple[list[str], list[str]]:
-    """The names of an instance's nodes and of their outputs (in order), as `replay` would give them when
-    none was taken."""
-    scope, k = inst.scope, inst.k
-    nodes = [f"{scope}/{step.op}_{k + s}" for s, step in enumerate(inst.template.steps)]
-    return nodes, [f"{nodes[s]}_output_{i}" for s, i in inst.template.origin]
-
-
 def settle(b: Builder) -> bool:
-    """Name every deferred instance's nodes and outputs (`Builder.instance_names`); False if one of those names
-    was taken (by the model or a node emitted as a record): `replay` would have made it unique, and the names of
-    everything after it may differ. Two instances cannot take one name: a name is `<scope>/<tail>` with no `/`
-    in the tail (op types have none), and in one scope the builder's counter numbers the nodes."""
-    names: list[tuple[list[str], list[str]]] = [instance_names(inst) for inst in b.instances]
-    disjoint = b.used.isdisjoint
-    if not all([disjoint(nodes) and disjoint(outs) for nodes, outs in names]):
-        return False
-    b.instance_names = names
+    """Name every deferred instance's nodes and outputs (`Builder.settled`) as `replay` would name them if none
+    was taken, a column of names per template step at a time; False if one of those names was taken (by the model or a
+    node emitted as a record): `replay` would have made it unique, and the names of everything after it may
+    differ. Two instances cannot take one name: a name is `<scope>/<tail>` with no `/` in the tail (op types
+    have none); in one backward scope the builder's counter numbers the nodes, and every other scope (one
+    parameter's update) has one instance (the caller keeps the scopes of the two kinds apart)."""
+    members: dict[int, tuple[Template, list[int]]] = {}
+    for j, inst in enumerate(b.instances):
+        found = members.get(id(inst.template))
+        if found is None:
+            found = members[id(inst.template)] = (inst.template, [])
+        found[1].append(j)
+    instances, disjoint = b.instances, b.used.isdisjoint
+    groups: list[Group] = []
+    outs_of: list[tuple[str, ...]] = [()] * len(instances)
+    for t, js in members.values():
+        scopes = [instances[j].scope for j in js]
+        if t.tails is None:
+            ks = [instances[j].k for j in js]
+            nodes = [[f"{sc}/{step.op}_{k + s}" for sc, k in zip(scopes, ks, strict=True)]
+                     for s, step in enumerate(t.steps)]
+        else:
+            nodes = [[f"{sc}/{tail}" for sc in scopes] for tail in t.tails]
+        outs = [[f"{name}_output_{i}" for name in nodes[s]] for s, i in t.origin]
+        if not all([disjoint(col) for col in nodes]) or not all([disjoint(col) for col in outs]):
+            return False
+        groups.append(Group(t, js, nodes, outs))
+        for j, names in zip(js, zip(*outs, strict=True) if outs else [()] * len(js), strict=True):
+            outs_of[j] = names
+    b.settled = Settled(groups, outs_of)
     return True
 
 
@@ -220,7 +263,11 @@ def records(b: Builder) -> tuple[list[tuple], dict[str, tuple[int, ...]], dict[s
     shapes, dtypes, outputs = dict(b.shapes), dict(b.dtypes), []
     plain_outputs = iter(b.outputs)
     at = 0
-    for inst, (nodes, outs) in zip(b.instances, b.instance_names, strict=True):
+    names: list[tuple[list[str], list[str]]] = [([], [])] * len(b.instances)
+    for g in b.settled.groups if b.instances else ():
+        for m, j in enumerate(g.members):
+            names[j] = ([col[m] for col in g.nodes], [col[m] for col in g.outs])
+    for inst, (nodes, outs) in zip(b.instances, names, strict=True):
         for r in b.records[at:inst.at]:
             out.append(r)
             outputs += [next(plain_outputs) for _ in r[4]]
