@@ -197,7 +197,7 @@ def _timed(cmd: list[str], sample_pss: bool = False) -> tuple[float, float, floa
     if hasattr(os, "sync"):
         os.sync()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
     peak = [0.0]
     done = threading.Event()
 
@@ -228,10 +228,13 @@ def _measure(cmd: list[str], repeat: int) -> tuple[float, float, float, float]:
 def _report_help() -> str:
     """`report --help`, to use `--mode train` and `--quiet` only where this checkout's CLI has them."""
     return subprocess.run([sys.executable, "-m", "hawkeye_onnx", "report", "--help"], capture_output=True,
-                          text=True, env={**_env(), "COLUMNS": "200"}).stdout
+                          text=True, env={**_env(), "COLUMNS": "200"}, cwd=ROOT).stdout
 
 
 def _env() -> dict[str, str]:
+    """The environment of the timed commands, which run in ROOT: `python -m` puts the working folder first on
+    sys.path, before PYTHONPATH, so both make the commands import this checkout's hawkeye_onnx wherever the
+    script is started from."""
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
@@ -252,7 +255,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     folder_ctx = tempfile.TemporaryDirectory(prefix="hawkeye-bench-") if args.dir is None else None
-    folder = Path(folder_ctx.name) if folder_ctx else args.dir
+    folder = Path(folder_ctx.name) if folder_ctx else args.dir.resolve()  # the commands run in ROOT (`_env`)
     folder.mkdir(parents=True, exist_ok=True)
     helptext = _report_help()
     modes = [m for m in args.modes.split(",") if m == "inference" or "--mode" in helptext]
