@@ -51,8 +51,9 @@ def main() -> int:
     ap.add_argument("--extra", type=Path, action="append", default=[], help="another model, run without --batch")
     a = ap.parse_args()
     for tree in (a.base, a.new):
-        if imported_from(tree.resolve()) != (tree.resolve() / "hawkeye_onnx"):
-            print(f"{tree}: its runs would not import its own hawkeye_onnx (found {imported_from(tree.resolve())})")
+        found = imported_from(tree.resolve())
+        if found != tree.resolve() / "hawkeye_onnx":
+            print(f"{tree}: its runs would not import its own hawkeye_onnx (found {found})")
             return 2
     if a.base.resolve() == a.new.resolve():
         print("the two trees are the same folder")

@@ -328,7 +328,6 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     types: dict[tuple[int, ...], onnx.TypeProto] = {}  # one float tensor type per parameter shape (a few dozen)
     # per (shape, number of gradients): the update's template, when blocks are kept (`defer`)
     updates: dict[tuple[tuple[int, ...], int], replay.Template | None] = {}
-    suffixes = [f".{x}" for x in _STATES[opts.optimizer]]
     for p in trained:
         scope = f"/optimizer/{p}"
         sp = tuple(inits[p].dims)
@@ -339,13 +338,12 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
         if template is None:
             states, new_states = _update(b, scope, p, parts, sp, opts, style)
         else:
-            states = [p + x for x in suffixes]
+            states = _state_names(p, opts.optimizer)
             new_states = replay.defer(b, template, scope, [p, *parts, *states])  # type: ignore[assignment]
         tp = types.get(sp)
         if tp is None:
             tp = types[sp] = helper.make_tensor_type_proto(TensorProto.FLOAT, sp)
-        if states:
-            new_inputs += [onnx.ValueInfoProto(name=s, type=tp) for s in states]
+        new_inputs += [onnx.ValueInfoProto(name=s, type=tp) for s in states]
         # without the protos, the caller reads the outputs' names only (copying a type into each of 100k outputs
         # is a tenth of the update phase's time)
         outputs += [onnx.ValueInfoProto(name=s, type=tp) if protos else onnx.ValueInfoProto(name=s)
@@ -379,6 +377,13 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
 
 #: per optimizer, its state inputs' names after `<parameter>.`
 _STATES = {"sgd": (), "momentum": ("momentum",), "adam": ("adam_m", "adam_v")}
+
+
+def _state_names(p: str, optimizer: str) -> list[str]:
+    """The optimizer's state inputs of parameter `p`, in the order `_optimizer` returns them."""
+    return [f"{p}.{x}" for x in _STATES[optimizer]]
+
+
 _SCRATCH_BASE = ModelBase(frozenset(), {}, {})
 
 
@@ -404,12 +409,10 @@ def _update_template(model: onnx.ModelProto, o: TrainOptions, style: Autodiff, s
     scratch.protos = False
     p, scope = "\0p", "\0s"
     parts = [f"\0g{k}" for k in range(n_parts)]
-    env: list[str | None] = [p, *parts, *[f"{p}.{x}" for x in _STATES[o.optimizer]]]
+    env: list[str | None] = [p, *parts, *_state_names(p, o.optimizer)]
 
     def run() -> list[str | None]:
-        states, new_states = _update(scratch, scope, p, parts, sp, o, style)
-        assert states == env[1 + n_parts:], "`_STATES` names the states `_optimizer` reads"
-        return list(new_states)
+        return list(_update(scratch, scope, p, parts, sp, o, style)[1])
 
     memo[key] = template = replay.capture(scratch, scope, env, run, numbered=False)[1]
     return template
@@ -424,11 +427,11 @@ def _optimizer(b: Builder, scope: str, p: str, g: str, sp: tuple[int, ...],
     if o.optimizer == "sgd":  # crypten/optim/sgd.py: p.sub_(d_p.mul(lr))
         return [], [b.op(scope, "Sub", [p, mul(g, o.lr)], sp)]
     if o.optimizer == "momentum":  # crypten/optim/sgd.py: buf.mul_(momentum).add_(d_p); p -= lr * buf
-        v = f"{p}.{_STATES['momentum'][0]}"
+        [v] = _state_names(p, "momentum")
         nv = b.op(scope, "Add", [mul(v, o.momentum), g], sp)
         return [v], [nv, b.op(scope, "Sub", [p, mul(nv, o.lr)], sp)]
     # Adam (Kingma & Ba, first step's bias correction): secret square, sqrt and division per element.
-    m, v = (f"{p}.{x}" for x in _STATES["adam"])
+    m, v = _state_names(p, "adam")
     nm = b.op(scope, "Add", [mul(m, o.beta1), mul(g, 1 - o.beta1)], sp)
     nv = b.op(scope, "Add", [mul(v, o.beta2), mul(b.op(scope, "Mul", [g, g], sp), 1 - o.beta2)], sp)
     mhat, vhat = mul(nm, 1 / (1 - o.beta1)), mul(nv, 1 / (1 - o.beta2))

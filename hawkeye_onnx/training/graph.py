@@ -313,14 +313,11 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     shape_of, dtype_of, float_type = b.shapes.get, b.dtypes.get, TensorProto.FLOAT
     blocks = _Blocks(norm, b)
 
-    def instance_scope(inst: Instance) -> tuple[str, ...]:
-        """The raw scope of an instance's nodes: a backward scope's (`scope_of`), else the one of `<scope>/`."""
-        if inst.template.tails is None:
-            return scope_of(inst.scope)
-        prefix = inst.scope + "/"
+    def raw_scope(prefix: str) -> tuple[str, ...]:
+        """The raw scope of the emitted nodes named `<prefix><tail>` (every emitted name is `<scope>/<tail>`)."""
         found = scope_cache.get(prefix)
         if found is None:
-            found = scope_cache[prefix] = prefix_scope(prefix)
+            found = scope_cache[prefix] = scope_of(prefix[:-1]) if prefix.endswith("_Grad/") else prefix_scope(prefix)
         return found
 
     pending = list(enumerate(b.instances))[::-1]  # popped from the end, in order
@@ -330,7 +327,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         while r == next_at:  # deferred instances (`replay.defer`) emitted before this record
             j, inst = pending.pop()
             i = blocks.add(j, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, raw_scopes,
-                           instance_scope(inst))
+                           raw_scope(inst.scope + "/"))
             if i < 0:
                 return None
             next_at = pending[-1][1].at if pending else -1
@@ -355,11 +352,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
             t_shape.append(entry[0])
             t_dtype.append(dtype_of(out, float_type))
         records.append(new_node(Node, (i, name, op, domain, inputs, outs, attrs)))
-        prefix = name[: name.rindex("/") + 1]  # every emitted name is `<scope>/<Op>...`
-        found = scope_cache.get(prefix)
-        if found is None:
-            found = scope_cache[prefix] = scope_of(prefix[:-1]) if prefix.endswith("_Grad/") else prefix_scope(prefix)
-        raw_scopes.append(found)
+        raw_scopes.append(raw_scope(name[: name.rindex("/") + 1]))
         in_rows.append((in_ids + pad)[:3])
         out_ids.append(first if outs else -1)
         secret_in.append(reads_secret)
@@ -370,7 +363,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     while pending:  # instances after the last record (the updates)
         j, inst = pending.pop()
         i = blocks.add(j, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, raw_scopes,
-                       instance_scope(inst))
+                       raw_scope(inst.scope + "/"))
         if i < 0:
             return None
     blocks.nodes(nf, records)
