@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import Graph, Node, paused_gc
+from hawkeye_onnx.ir import ColumnNodes, Graph, Node, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
 from hawkeye_onnx.scope import ScopeIndex
 
@@ -162,6 +162,8 @@ class ModuleIndex:
 
 def node_names_json(nodes: Sequence[Node] | Sequence[onnx.NodeProto]) -> np.ndarray:
     """`{"name": <node name>` per node (object array), the start of every node's JSON record in the tree."""
+    if isinstance(nodes, ColumnNodes):
+        return _objects(['{"name": ' + _enc(label) for label in nodes.labels()])
     return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(nodes)])
 
 

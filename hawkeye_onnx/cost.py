@@ -17,7 +17,7 @@ import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
-from hawkeye_onnx.ir import Graph, op_key, paused_gc
+from hawkeye_onnx.ir import Graph, op_key, op_keys, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
@@ -227,16 +227,19 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     training graph's loss, backward and optimizer nodes are the expander's, run by the framework's autograd."""
     col = graph.columns
     lo, hi = graph.extra.get("onnx_nodes", (0, len(graph.nodes)))
-    # Identity outputs take their source's tensor id (Identity nodes are few: a loop over them is cheap).
+    # Identity outputs take their source's tensor id (Identity nodes are few: a loop over them is cheap); the
+    # nodes are in topological order, so no node after the span writes what a node in it reads
     canon = np.arange(len(col.size), dtype=np.int64)
-    identities = [n.index for n in graph.nodes if n.op_type == "Identity"]
+    identities = [i for i, key in enumerate(op_keys(graph.nodes, 0, hi))
+                  if key == "Identity" or key.endswith("::Identity")]
     is_identity = np.zeros(len(graph.nodes), dtype=bool)
     is_identity[identities] = True
     for i in identities:
         a, out = int(col.node_in[i, 0]), int(col.node_out[i])
         if a >= 0 and out >= 0:
             canon[out] = canon[a]
-    ins = np.where(col.node_in >= 0, canon[col.node_in], -1)[lo:hi]
+    span = col.node_in[lo:hi]
+    ins = np.where(span >= 0, canon[span], -1)
     a, b, c = ins[:, 0], ins[:, 1], ins[:, 2]
     dup = ((a == b) & (a >= 0)) | ((a == c) & (a >= 0)) | ((b == c) & (b >= 0))
     out = set((np.flatnonzero(dup & ~is_identity[lo:hi]) + lo).tolist())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -71,11 +71,54 @@ class Node(NamedTuple):
     attrs: Mapping[str, Any]
 
 
+class ColumnNodes(Sequence[Node]):
+    """A graph's nodes where most are not kept as `Node` records: each is made when read by index (the training
+    graph's blocks, `training.graph.TrainNodes`: a million records would take 0.4 GB, and the cost stage reads
+    few of them one by one). What is read of many nodes comes as lists (`op_keys`, `labels`, `attrs`)."""
+
+    def op_keys(self, lo: int, hi: int) -> list[str]:
+        """The op keys (`op_key`) of nodes `lo` to `hi` (excluded)."""
+        raise NotImplementedError
+
+    def labels(self) -> list[str]:
+        """Every node's name as reports show it: its name, or `<op type>_<index>` if it has none."""
+        raise NotImplementedError
+
+    def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:
+        """The attributes of the nodes `idx`."""
+        raise NotImplementedError
+
+    def with_domains(self, changes: Mapping[int, str]) -> ColumnNodes:
+        """These nodes with the domains `changes` gives by index (`training.profile._context`)."""
+        raise NotImplementedError
+
+
+def op_keys(nodes: Sequence[Node], lo: int = 0, hi: int | None = None) -> list[str]:
+    """The op keys of `nodes[lo:hi]`, without making the records of `ColumnNodes`."""
+    hi = len(nodes) if hi is None else hi
+    return nodes.op_keys(lo, hi) if isinstance(nodes, ColumnNodes) else [op_key(n) for n in nodes[lo:hi]]
+
+
+def node_attrs(nodes: Sequence[Node], idx: list[int]) -> list[Mapping[str, Any]]:
+    """The attributes of the nodes `idx`, without making the records of `ColumnNodes`."""
+    return nodes.attrs(idx) if isinstance(nodes, ColumnNodes) else [nodes[i].attrs for i in idx]
+
+
+def with_domains(nodes: Sequence[Node], changes: Mapping[int, str]) -> Sequence[Node]:
+    """`nodes` with the domains `changes` gives by index, as a new sequence."""
+    if isinstance(nodes, ColumnNodes):
+        return nodes.with_domains(changes)
+    out = list(nodes)
+    for i, domain in changes.items():
+        out[i] = out[i]._replace(domain=domain)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Graph:
     """The whole model as the cost stage sees it."""
 
-    nodes: tuple[Node, ...]
+    nodes: Sequence[Node]  # a tuple, or `ColumnNodes` (the training graph)
     tensors: Mapping[str, Tensor]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]

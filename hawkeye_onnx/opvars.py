@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hawkeye_onnx.errors import ModelError, ShapeError
-from hawkeye_onnx.ir import Graph, Node
+from hawkeye_onnx.ir import Graph, Node, node_attrs
 
 GENERIC_VARS: tuple[str, ...] = ("n", "n_in", "n_in1", "n_in2", "s0", "s1", "s2", "rank")
 
@@ -179,13 +179,13 @@ def _gemm_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None
     if found is None or any(len(s) != 2 for shapes in found for s in shapes):
         return None
     a, b = found
-    nodes = [graph.nodes[i] for i in idx.tolist()]
-    trans_a = [bool(n.attrs.get("transA", 0)) for n in nodes]
-    trans_b = [bool(n.attrs.get("transB", 0)) for n in nodes]
+    attrs = node_attrs(graph.nodes, idx.tolist())
+    trans_a = [bool(a.get("transA", 0)) for a in attrs]
+    trans_b = [bool(a.get("transB", 0)) for a in attrs]
     return {"m": np.asarray([s[1] if t else s[0] for s, t in zip(a, trans_a, strict=True)], dtype=np.int64),
             "k": np.asarray([s[0] if t else s[1] for s, t in zip(a, trans_a, strict=True)], dtype=np.int64),
             "q": np.asarray([s[0] if t else s[1] for s, t in zip(b, trans_b, strict=True)], dtype=np.int64),
-            "bias": np.asarray([int(len(n.inputs) > 2 and bool(n.inputs[2])) for n in nodes], dtype=np.int64)}
+            "bias": (graph.columns.node_in[idx, 2] >= 0).astype(np.int64)}  # a third input, not omitted ("")
 
 
 @register(("Conv", "ConvTranspose"), ["N", "C", "H", "W", "O", "kh", "kw", "Ho", "Wo", "groups", "sh", "sw",
@@ -225,10 +225,8 @@ def _conv_columns(graph: Graph, idx: np.ndarray) -> dict[str, np.ndarray] | None
     distinct: dict[tuple, int] = {}
     rows: list[list[int]] = []
     which: list[int] = []
-    nodes = graph.nodes
     try:
-        for x, w, y, i in zip(*found, idx.tolist(), strict=True):
-            attrs = nodes[i].attrs
+        for x, w, y, attrs in zip(*found, node_attrs(graph.nodes, idx.tolist()), strict=True):
             key = (x, w, y, attrs.get("strides"), attrs.get("dilations"), attrs.get("pads"), attrs.get("group"))
             k = distinct.get(key)
             if k is None:
@@ -275,18 +273,23 @@ _ELEMENTWISE = frozenset({"Relu", "Add", "Sub", "Mul", "Div", "Neg", "Tanh", "Si
 _RESHAPING = frozenset({"MatMul", "Gemm", "Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 
 
-def _producers(graph: Graph) -> dict[str, Node]:
-    """Tensor name -> the node that writes it (built once per graph, cached in `graph.extra`)."""
-    prod = graph.extra.get("_producers")
-    if prod is None:
-        prod = {o: n for n in graph.nodes for o in n.outputs if o}
-        graph.extra["_producers"] = prod
-    return prod
+def _producer(graph: Graph, name: str) -> Node | None:
+    """The node whose first output is `name` (the ops `_reshaped_upstream` follows have one output), from the
+    columns: a training graph makes most of its node records only when read (`ir.ColumnNodes`)."""
+    index = graph.extra.get("_producer")
+    if index is None:
+        col = graph.columns
+        index = np.full(len(col.size), -1, dtype=np.int64)
+        has = col.node_out >= 0
+        index[col.node_out[has]] = np.flatnonzero(has)
+        graph.extra["_producer"] = index  # shared by the `_context` variants of a graph (same nodes and tensors)
+    t = graph.tensor_ids.get(name, -1)  # "" (an omitted input) is -1 in a `TensorTable`
+    return None if t < 0 or index[t] < 0 else graph.nodes[int(index[t])]
 
 
 def _reshaped_upstream(graph: Graph, name: str, depth: int = 8) -> bool:
     """Whether `name` comes from a dot or a reshape, through elementwise ops only."""
-    node = _producers(graph).get(name)
+    node = _producer(graph, name)
     if node is None or depth == 0:
         return False
     if node.op_type in _RESHAPING:

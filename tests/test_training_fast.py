@@ -6,6 +6,7 @@ Each shortcut is checked against the slow path it replaces, computed in the test
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
@@ -15,7 +16,7 @@ from onnx import helper
 
 from hawkeye_onnx import background
 from hawkeye_onnx.errors import HawkeyeError
-from hawkeye_onnx.ir import Columns, Graph, build_graph
+from hawkeye_onnx.ir import ColumnNodes, Columns, Graph, Node, build_graph, node_attrs, op_key, op_keys, with_domains
 from hawkeye_onnx.load import load, read_model
 from hawkeye_onnx.rules import load_backends
 from hawkeye_onnx.scope import scope_index
@@ -89,7 +90,7 @@ def test_builder_constants_keep_their_values() -> None:
 
 
 def _same_ir(a: Graph, b: Graph) -> None:
-    assert a.nodes == b.nodes and a.inputs == b.inputs and a.outputs == b.outputs
+    assert list(a.nodes) == list(b.nodes) and a.inputs == b.inputs and a.outputs == b.outputs
     assert (a.initializers, a.opset, a.parameters) == (b.initializers, b.opset, b.parameters)
     assert list(a.tensors) == list(b.tensors)
     for name, t in a.tensors.items():
@@ -131,6 +132,30 @@ def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None
         _same_ir(graph, want)
         (got_list, got_index), (want_list, want_index) = scopes, scope_index(plain.graph.node)
         assert [got_list[k] for k in got_index] == [want_list[k] for k in want_index]  # every node's module path
+        _same_node_columns(graph.nodes, want.nodes)
+
+
+def _same_node_columns(got: Sequence[Node], want: Sequence[Node]) -> None:
+    """What is read of many nodes as a list (`ir.ColumnNodes`: the training graph's blocks' nodes are made when
+    read) is what the records say; so are slices and negative indices, and nodes moved to another domain."""
+    n = len(want)
+    assert isinstance(got, ColumnNodes) and len(got) == n
+    assert op_keys(got) == [op_key(x) for x in want]
+    assert op_keys(got, n // 3, n // 2) == [op_key(x) for x in want[n // 3:n // 2]]
+    assert got.labels() == [x.name or f"{x.op_type}_{x.index}" for x in want]
+    picks = [0, n // 2, n - 1]  # a forward node, a node of the middle, the last update node
+    assert node_attrs(got, picks) == [want[i].attrs for i in picks]
+    assert got[-1] == want[-1] and list(got[::-7]) == list(want[::-7]) and list(got[:5]) == list(want[:5])
+    moved = with_domains(got, dict.fromkeys(picks, "backward"))
+    assert [moved[i].domain for i in picks] == ["backward"] * 3 and got[n // 2] == want[n // 2]
+    assert moved[0] == want[0]._replace(domain="backward") and list(moved[:1]) == [moved[0]]
+    keys = [op_key(x) for x in want]
+    for i in picks:
+        keys[i] = f"backward::{want[i].op_type}"
+    assert op_keys(moved) == keys and op_keys(got) == [op_key(x) for x in want]
+    for far in (n, -n - 1):
+        with pytest.raises(IndexError):
+            got[far]
 
 
 @pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block_dynamo.onnx"])
@@ -202,6 +227,7 @@ def test_the_facts_and_forward_ir_from_one_read_equal_those_of_the_inferred_mode
     assert (forward is None) == (want_forward is None)
     if forward is not None and want_forward is not None:
         _same_ir(forward.graph, want_forward.graph)
-        assert (forward.raw_scopes, forward.head, forward.prefixes) == \
-            (want_forward.raw_scopes, want_forward.head, want_forward.prefixes)
+        assert (forward.scope_number, forward.head, forward.prefixes) == \
+            (want_forward.scope_number, want_forward.head, want_forward.prefixes)
+        assert np.array_equal(forward.node_scope, want_forward.node_scope)
     assert no_children()

@@ -18,7 +18,6 @@ import functools
 import gc
 import json
 import math
-import operator
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,7 +31,7 @@ from hawkeye_onnx import background
 from hawkeye_onnx.aggregate import ModuleIndex, build_report
 from hawkeye_onnx.cost import price
 from hawkeye_onnx.errors import HawkeyeWarning
-from hawkeye_onnx.ir import Graph, Node, build_graph, op_key, paused_gc, read_structure
+from hawkeye_onnx.ir import Graph, Node, build_graph, op_keys, paused_gc, read_structure, with_domains
 from hawkeye_onnx.load import BoundModel, LoadedModel, ReadModel, bind, infer, infer_table, read_model, require_static
 from hawkeye_onnx.load import loaded as loaded_model
 from hawkeye_onnx.profile import CONVENTIONS, child_bound, overlap_min_nodes
@@ -62,29 +61,25 @@ DETACHED_REASON = ("the framework's module cuts the autograd graph here (crypten
                    "the step is priced as the framework runs it")
 
 
-_OP_TYPE = operator.attrgetter("op_type")
-
-
 def _context(graph: Graph, backend: Backend, span: tuple[int, int], context: str,
              only: Callable[[Node], bool] | None = None) -> Graph:
     """Nodes in `span` whose op has a `<context>::<op>` rule in `backend` get that domain (IR only)."""
-    # a backend has a few such rules: only the nodes of those op types are looked at (a big model's backward
-    # phase has a million nodes, and every backend of a style walks it)
-    ops = {k.rsplit("::", 1)[1] for k in backend.ops if k.startswith(f"{context}::")}
-    if not ops:
+    # a backend has a few such rules: the op keys are read as a list (a big model's backward phase has a million
+    # nodes, most of them not kept as records: `ir.ColumnNodes`), and only the nodes of those keys are looked at
+    prefix = f"{context}::"
+    wanted = {k[len(prefix):] for k in backend.ops if k.startswith(prefix)}  # the op keys that have such a rule
+    if not wanted:
         return graph
-    nodes = list(graph.nodes)
+    nodes = graph.nodes
     lo, hi = span
-    changed = []
-    for i in [i for i, op in enumerate(map(_OP_TYPE, nodes[lo:hi]), lo) if op in ops]:
-        n = nodes[i]
-        if f"{context}::{op_key(n)}" in backend.ops and (only is None or only(n)):
-            domain = context if n.domain in ("", "ai.onnx") else f"{context}::{n.domain}"
-            nodes[i] = n._replace(domain=domain)
-            changed.append(i)
-    if not changed:
+    changes = {}
+    for i, key in [(i, key) for i, key in enumerate(op_keys(nodes, lo, hi), lo) if key in wanted]:
+        if only is None or only(nodes[i]):
+            changes[i] = context if "::" not in key else f"{context}::{key.rsplit('::', 1)[0]}"
+    if not changes:
         return graph
-    out = dataclasses.replace(graph, nodes=tuple(nodes))
+    changed = list(changes)
+    out = dataclasses.replace(graph, nodes=with_domains(nodes, changes))
     # only the op groups differ (a changed node's key is `<context>::<its key>`): keep the tensor columns
     out.__dict__["columns"] = dataclasses.replace(graph.columns, groups=_regroup(graph.columns.groups, changed,
                                                                                  len(nodes), context))
