@@ -245,9 +245,8 @@ def repeated_input_nodes(graph: Graph) -> frozenset[int]:
     out = set((np.flatnonzero(dup & ~is_identity[lo:hi]) + lo).tolist())
     wide = [n for n in graph.nodes[lo:hi] if len(n.inputs) > 3 and n.op_type != "Identity"]  # Concat, ...
     if wide:  # by name
-        ids = graph.tensor_ids
         for node in wide:
-            read = [int(canon[ids[x]]) for x in node.inputs if x]
+            read = [int(canon[graph.tensor_id(x)]) for x in node.inputs if x]
             if len(set(read)) < len(read):
                 out.add(node.index)
     return frozenset(out)

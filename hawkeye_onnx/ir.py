@@ -136,12 +136,17 @@ class Graph:
         tensors = self.tensors
         return tensors.ids if isinstance(tensors, TensorTable) else {name: i for i, name in enumerate(tensors)}
 
+    def tensor_id(self, name: str) -> int:
+        """The id of tensor `name` in `columns`, -1 if there is none (or `name` is "", an omitted input); without
+        the whole name -> id map where the graph makes it only when asked (`TensorTable`)."""
+        tensors = self.tensors
+        return tensors.id_of(name) if isinstance(tensors, TensorTable) else self.tensor_ids.get(name, -1)
+
     @cached_property
     def is_initializer(self) -> np.ndarray:
         """Per tensor id in `columns`: whether it is an initializer."""
-        ids = self.tensor_ids
         out = np.zeros(len(self.tensors), dtype=bool)
-        out[[ids[name] for name in self.initializers if name in ids]] = True
+        out[[i for i in map(self.tensor_id, self.initializers) if i >= 0]] = True
         return out
 
     @cached_property
@@ -306,24 +311,47 @@ def read_structure(model: onnx.ModelProto, public_weights: bool = False,
 class TensorTable(Mapping[str, Tensor]):
     """`Graph.tensors`: the graph's tensors as columns, each `Tensor` record made on first read. A big
     model has hundreds of thousands of tensors and the cost stage reads the records of a few (the
-    inputs of Conv, MatMul, ...); the rest it reads as arrays (`Graph.columns`)."""
+    inputs of Conv, MatMul, ...); the rest it reads as arrays (`Graph.columns`).
 
-    __slots__ = ("_dtype", "_ids", "_made", "_secret", "_shape", "_value")
+    The name -> id map may lack names at first (`names`: a function that gives every tensor's name by id): a
+    training graph's blocks have a million tensors that no node reads by name, so the map gets them on the first
+    read of a name it lacks, or of the whole map (`ids`, iterating)."""
+
+    __slots__ = ("_dtype", "_ids", "_made", "_names", "_secret", "_shape", "_value")
 
     def __init__(self, ids: dict[str, int], shape: list[tuple[int, ...] | None], dtype: list[int],
-                 secret: list[bool], value: dict[int, np.ndarray]) -> None:
+                 secret: list[bool], value: dict[int, np.ndarray],
+                 names: Callable[[], list[str]] | None = None) -> None:
         self._ids, self._shape, self._dtype, self._secret, self._value = ids, shape, dtype, secret, value
+        self._names = names
         self._made: dict[str, Tensor] = {}
+
+    def _whole(self) -> dict[str, int]:
+        """The name -> id map with every name, in id order."""
+        if self._names is not None:
+            names, self._names = self._names(), None
+            self._ids = dict(zip(names, range(len(names)), strict=True))
+        return self._ids
+
+    def id_of(self, name: str) -> int:
+        """The id of tensor `name`, -1 if there is none (or `name` is "")."""
+        i = self._ids.get(name)
+        if i is None and self._names is not None and name:
+            i = self._whole().get(name)
+        return -1 if i is None else i
 
     def __getitem__(self, name: str) -> Tensor:
         t = self._made.get(name)
         if t is None:
-            i = self._ids[name]
+            i = self.id_of(name)
+            if i < 0:
+                raise KeyError(name)
             t = self._made[name] = Tensor(name, self._shape[i], self._dtype[i], self._secret[i], self._value.get(i))
         return t
 
     def get(self, name: str, default: Tensor | None = None) -> Tensor | None:  # type: ignore[override]
-        return self[name] if name in self._ids else default
+        i = self.id_of(name)
+        return default if i < 0 else self[name]
 
     @property
     def shape_list(self) -> list[tuple[int, ...] | None]:
@@ -333,25 +361,25 @@ class TensorTable(Mapping[str, Tensor]):
                                dict[int, np.ndarray]]:
         """The table's own columns (name -> id, shapes, element types, secrecy, small values by id), for a
         graph built on this one (the training graph); read them, do not change them."""
-        return self._ids, self._shape, self._dtype, self._secret, self._value
+        return self._whole(), self._shape, self._dtype, self._secret, self._value
 
     @property
     def ids(self) -> Mapping[str, int]:
         """Tensor name -> its id (its place in `Graph.columns`)."""
-        return self._ids
+        return self._whole()
 
     def shape_of(self, name: str) -> tuple[int, ...] | None:
-        i = self._ids.get(name)
-        return None if i is None else self._shape[i]
+        i = self.id_of(name)
+        return None if i < 0 else self._shape[i]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._ids
+        return isinstance(name, str) and self.id_of(name) >= 0
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
+        return iter(self._whole())
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._shape)
 
     def has_unknown_shape(self) -> bool:
         return None in self._shape

@@ -283,7 +283,7 @@ def _producer(graph: Graph, name: str) -> Node | None:
         has = col.node_out >= 0
         index[col.node_out[has]] = np.flatnonzero(has)
         graph.extra["_producer"] = index  # shared by the `_context` variants of a graph (same nodes and tensors)
-    t = graph.tensor_ids.get(name, -1)  # "" (an omitted input) is -1 in a `TensorTable`
+    t = graph.tensor_id(name)
     return None if t < 0 or index[t] < 0 else graph.nodes[int(index[t])]
 
 

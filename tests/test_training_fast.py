@@ -129,10 +129,23 @@ def test_typed_expansion_needs_no_shape_inference(name: str, style: str) -> None
         built = build(forward, train, b)
         assert built is not None
         graph, scopes = built
+        _same_tensor_reads(graph, want)
         _same_ir(graph, want)
         (got_list, got_index), (want_list, want_index) = scopes, scope_index(plain.graph.node)
         assert [got_list[k] for k in got_index] == [want_list[k] for k in want_index]  # every node's module path
         _same_node_columns(graph.nodes, want.nodes)
+
+
+def _same_tensor_reads(got: Graph, want: Graph) -> None:
+    """Tensors read by name before anything reads the whole map (a training graph's table gets its blocks'
+    internal tensors only when asked, `ir.TensorTable`): every n-th tensor, from the last one back."""
+    names = list(want.tensors)
+    for name in names[::-97]:
+        assert got.tensor_id(name) == want.tensor_ids[name] and name in got.tensors, name
+        t, u = got.tensors[name], want.tensors[name]
+        assert got.tensors.shape_of(name) == u.shape and (t.shape, t.dtype, t.secret) == (u.shape, u.dtype, u.secret)
+    assert len(got.tensors) == len(names) and got.tensor_id("") == -1 and "" not in got.tensors
+    assert got.tensor_id("no such tensor") == -1 and got.tensors.get("no such tensor") is None
 
 
 def _same_node_columns(got: Sequence[Node], want: Sequence[Node]) -> None:

@@ -12,6 +12,7 @@ plain path.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -203,6 +204,17 @@ def _moved(keys: list[str], domains: Mapping[int, str]) -> list[str]:
     return keys
 
 
+def _every_name(ids: dict[str, int], n: int, outputs: list[tuple[np.ndarray, list[list[str]]]]) -> list[str]:
+    """Every tensor's name by id, for `ir.TensorTable`: those of `ids`, and the blocks' outputs (`_Blocks.outputs`),
+    of which `ids` has only the ones later nodes read."""
+    out = np.empty(n, dtype=object)
+    out[np.fromiter(ids.values(), dtype=np.int64, count=len(ids))] = list(ids)
+    for firsts, columns in outputs:
+        for o, column in enumerate(columns):
+            out[firsts + o] = column
+    return out.tolist()
+
+
 class _Shaped(NamedTuple):
     """A template's outputs as the tensor columns take them."""
 
@@ -225,6 +237,8 @@ class _Blocks:
         self.instances: list[Instance] = b.instances
         self.settled: Settled = b.settled
         self.at = [0] * len(b.instances)  # per instance: the number of its first node
+        self.first = [0] * len(b.instances)  # per instance: the id of its first tensor
+        self.read: dict[int, tuple[int, ...]] = {}  # per template: `_read`
         self.shaped: dict[int, _Shaped | None] = {}
         self.flows: dict[tuple[int, tuple[bool, ...]], _Flow] = {}
         #: per (template, secrecy): the template, and per instance its first node, first tensor and given ids
@@ -253,6 +267,19 @@ class _Blocks:
         out = self.shaped[id(t)] = _Shaped(tuple(sizes), tuple(ranks), tuple(shapes), tuple(dtypes), tuple(values),
                                            tuple(bounds))
         return out
+
+    def _read(self, t: Template) -> tuple[int, ...]:
+        """The outputs of `t` (positions among its outputs) that nodes after an instance may read: its gradients
+        (`replay.defer` names them at once, the rules read them); no later node knows another's name."""
+        found = self.read.get(id(t))
+        if found is None:
+            found = self.read[id(t)] = tuple(sorted({r - t.given for r in t.grads if r is not None and r >= t.given}))
+        return found
+
+    def outputs(self) -> list[tuple[np.ndarray, list[list[str]]]]:
+        """Per template: its instances' first tensor ids, and its outputs' columns of names (`_every_name`)."""
+        first = np.asarray(self.first, dtype=np.int64)
+        return [(first[g.members], g.outs) for g in self.settled.groups] if self.instances else []
 
     def _flow(self, t: Template, given: tuple[bool, ...]) -> _Flow:
         found = self.flows.get((id(t), given))
@@ -287,7 +314,10 @@ class _Blocks:
         given = tuple([x >= 0 and secret[x] for x in given_ids])
         flow = self.flows.get((id(t), given)) or self._flow(t, given)
         first = len(secret)
-        ids.update(zip(self.settled.outs[j], itertools.count(first)))
+        outs = self.settled.outs[j]
+        for o in self._read(t):  # the outputs later nodes read (its gradients): the others get ids when asked
+            ids[outs[o]] = first + o
+        self.first[j] = first
         secret += flow.out_secret
         size += shaped.size
         rank += shaped.rank
@@ -534,7 +564,10 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         np.concatenate([shifted(col.node_out), new_out]),
         np.concatenate([col.secret_in, new_secret_in]),
         all_groups)
-    tensors = TensorTable(ids, t_shape, t_dtype, secret, t_value)
+    # the blocks' tensors that no later node reads get their name -> id entries when asked (nothing reads them while
+    # pricing): `blocks` itself is not kept
+    tensors = TensorTable(ids, t_shape, t_dtype, secret, t_value,
+                          functools.partial(_every_name, ids, len(t_shape), blocks.outputs()))
     graph = Graph(nodes, tensors, data_inputs, tuple(o.name for o in g.output), inits, base.opset,
                   base.parameters)
     graph.__dict__["columns"] = columns
