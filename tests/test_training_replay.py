@@ -73,9 +73,10 @@ def test_replayed_nodes_equal_the_rules_own(name: str, monkeypatch: pytest.Monke
 
 
 def _blocks(n: int, exponents: list[float] | None = None, collide: bool = False, taken: str | None = None,
-            weight: str = "w{i}") -> onnx.ModelProto:
+            weight: str = "w{i}", taken_output: str | None = None) -> onnx.ModelProto:
     """`n` identical Gemm + Relu (+ Pow with the given exponents) layers on 1 x 8: every layer after the first
-    has the first one's signature. `taken`: a node and its output named so; `weight`: the weights' names."""
+    has the first one's signature. `taken`: a node and its output named so; `weight`: the weights' names;
+    `taken_output`: a tensor named so (its node named otherwise)."""
     nodes, inits, x = [], [], "x"
     for i in range(n):
         w, b = weight.format(i=i), f"b{i}"
@@ -94,6 +95,9 @@ def _blocks(n: int, exponents: list[float] | None = None, collide: bool = False,
     if taken:
         nodes.append(helper.make_node("Identity", [x], [f"{taken}_output_0"], name=taken))
         x = f"{taken}_output_0"
+    if taken_output:
+        nodes.append(helper.make_node("Identity", [x], [taken_output], name="/taken/Identity"))
+        x = taken_output
     nodes.append(helper.make_node("Identity", [x], ["y"], name="/out/Identity"))
     g = helper.make_graph(nodes, "blocks", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], inits)
@@ -135,6 +139,23 @@ def test_deferred_blocks_fall_back_to_records_when_a_name_is_taken() -> None:
     _, _, b = expand_with_builder(_blocks(3, collide=True), RUNS[0], protos=False, defer=True)
     assert not b.instances
     assert "/l1/Gemm_Grad/Gemm_0_1" in {r[0] for r in b.records}
+
+
+@pytest.mark.parametrize("taken", ["/l1/Gemm_Grad/Gemm_1_output_0", "/optimizer/w2/Mul_output_0"])
+def test_a_taken_output_name_alone_makes_the_blocks_records(taken: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tensor of the model named as a deferred block's output (of a backward block, of an update block), its
+    node named otherwise: the blocks fall back to records, which the builder makes unique (`replay.settle` makes
+    the names of the instances of the taken name's scope only)."""
+    model = _blocks(3, taken_output=taken)
+    _, _, b = expand_with_builder(model, RUNS[0], protos=False, defer=True)
+    assert not b.instances
+    fast, reference, _ = _both(model, RUNS[0], monkeypatch)
+    assert fast == reference
+    outputs = {o for r in fast[0] for o in r[4]}
+    assert f"{taken}_1" in outputs and taken not in outputs
+    _, _, b = expand_with_builder(_blocks(3, taken_output=taken.replace("_output_0", "_output_7")), RUNS[0],
+                                  protos=False, defer=True)
+    assert b.instances  # a name of that scope that no block takes
 
 
 OPTIMIZERS = [TrainOptions(optimizer=o) for o in ("sgd", "momentum", "adam")]

@@ -68,6 +68,9 @@ class ModelBase(NamedTuple):
     used: frozenset[str]  # the model's node, tensor, input and initializer names
     producers: dict[str, list[onnx.NodeProto]]  # tensor -> the nodes that make it
     initial_values: dict[str, np.ndarray]  # small initializers' values (what a gradient rule may read)
+    #: the scopes (what comes before the last `/`) of the names of `used` that an emitted node could take: in a
+    #: backward scope (`<fwd>_Grad`) or the optimizer's (`/optimizer/<parameter>`); usually none (`replay.settle`)
+    taken_scopes: frozenset[str] = frozenset()
 
 
 def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None = None,
@@ -85,7 +88,12 @@ def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None
             producers.setdefault(o, []).append(n)
     initial_values = {i.name: numpy_helper.to_array(i) for i in g.initializer
                       if i.data_location != onnx.TensorProto.EXTERNAL and math.prod(i.dims) <= 64}
-    return ModelBase(frozenset(used), producers, initial_values)
+    taken = frozenset(u[:u.rfind("/")] for u in used if "_Grad/" in u or u.startswith(OPTIMIZER_SCOPE))
+    return ModelBase(frozenset(used), producers, initial_values, taken)
+
+
+#: the start of every parameter's update scope, `/optimizer/<parameter>`
+OPTIMIZER_SCOPE = "/optimizer/"
 
 
 class Builder:
@@ -106,6 +114,7 @@ class Builder:
         self.outputs: list[str] = []  # the emitted nodes' outputs, in order
         self.shapes = dict(shapes)
         self.used: set[str] = set(base.used)
+        self.taken_scopes = base.taken_scopes
         self.counters: dict[str, int] = defaultdict(int)
         self.custom: set[str] = set()
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -119,7 +128,7 @@ class Builder:
         #: templates replayed as blocks of nodes (`replay.defer`), in order among the records; their names come
         #: at the end (`replay.settle`)
         self.instances: list[Any] = []
-        self.settled: Any = None  # `replay.Settled`
+        self.settled: Any = None  # the instances by template (`replay.settle`: a list of `replay.Group`)
         self.replayed = 0  # nodes in `instances`
         self._attrs: dict[tuple[str, object], tuple[onnx.AttributeProto, Any]] = {}
         #: constant -> (its attribute, its value as the IR keeps it, its shape), by the bytes of its array and by

@@ -29,7 +29,7 @@ from hawkeye_onnx.errors import ModelError, ParamError
 from hawkeye_onnx.ir import Node, op_key, paused_gc
 from hawkeye_onnx.shapes import ShapeTable, value_shapes
 from hawkeye_onnx.training import replay
-from hawkeye_onnx.training.builder import Builder, ModelBase, model_base
+from hawkeye_onnx.training.builder import OPTIMIZER_SCOPE, Builder, ModelBase, model_base
 from hawkeye_onnx.training.functions import DOMAIN, all_functions
 from hawkeye_onnx.training.grads import REGISTRY, STYLES, Autodiff, GradCtx, grad_scope, register
 
@@ -329,7 +329,7 @@ def expand_with_builder(model: onnx.ModelProto, opts: TrainOptions, protos: bool
     # per (shape, number of gradients): the update's template, when blocks are kept (`defer`)
     updates: dict[tuple[tuple[int, ...], int], replay.Template | None] = {}
     for p in trained:
-        scope = f"/optimizer/{p}"
+        scope = f"{OPTIMIZER_SCOPE}{p}"
         sp = tuple(inits[p].dims)
         parts = grads[p]
         # a scope `..._Grad` numbers its nodes (`Builder._name`), as a backward scope does: as records

@@ -40,7 +40,7 @@ from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, r
 from hawkeye_onnx.shapes import ShapeTable, type_info, value_shapes
 from hawkeye_onnx.training.builder import Builder
 from hawkeye_onnx.training.expand import _training_mode
-from hawkeye_onnx.training.replay import Instance, Settled, Step, Template
+from hawkeye_onnx.training.replay import Group, Instance, Step, Template, node_name, output_name
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,13 @@ class _Flow(NamedTuple):
 
 
 class _Located(NamedTuple):
-    """One template's instances as `TrainNodes` reads them: per member its given names and first node (counted
-    from the first emitted node), and per step, per output, a column of names (`replay.Group`)."""
+    """One template's instances as `TrainNodes` reads them: the group (their names), and per member its given
+    names and first node (counted from the first emitted node)."""
 
-    template: Template
+    group: Group
     envs: list[tuple[str | None, ...]]
-    nodes: list[list[str]]
-    outs: list[list[str]]
     starts: np.ndarray
-    offsets: tuple[int, ...]  # per step: the position of its first output in `outs`
+    offsets: tuple[int, ...]  # per step: the position of its first output among the template's outputs
 
 
 class TrainNodes(ColumnNodes):
@@ -135,12 +133,18 @@ class TrainNodes(ColumnNodes):
 
     def _block_node(self, i: int) -> Node:
         g, m, s = self._where[i - self._nf].tolist()
-        t, envs, nodes, outs, _, offsets = self._groups[g]
+        group, envs, _, offsets = self._groups[g]
+        t, scope, k = group.template, group.scopes[m], group.ks[m]
         step, env, given = t.steps[s], envs[m], t.given
-        o = offsets[s]
-        return tuple.__new__(Node, (i, nodes[s][m], step.op, step.domain,
-                                    tuple([env[x] if x < given else outs[x - given][m] for x in step.inputs]),
-                                    tuple([outs[k][m] for k in range(o, o + step.n_out)]), step.attrs))
+
+        def output(o: int) -> str:  # the name of the member's output `o`
+            s_o, i_o = t.origin[o]
+            return output_name(node_name(t, scope, k, s_o), i_o)
+
+        return tuple.__new__(Node, (i, node_name(t, scope, k, s), step.op, step.domain,
+                                    tuple([env[x] if x < given else output(x - given) for x in step.inputs]),
+                                    tuple([output(o) for o in range(offsets[s], offsets[s] + step.n_out)]),
+                                    step.attrs))
 
     def _column(self, of_node: Callable[[Node], Any], of_step: Callable[[_Located, int, Step], Any]) -> list:
         """A value per node: `of_node(node)` for the forward nodes and records, `of_step(group, s, step)` for the
@@ -150,9 +154,9 @@ class TrainNodes(ColumnNodes):
         out[:nf] = [of_node(n) for n in self._base]
         plain = [k for k, r in enumerate(self._records) if r is not None]
         out[np.asarray(plain, dtype=np.int64) + nf] = [of_node(self._records[k]) for k in plain]
-        for group in self._groups:
-            for s, step in enumerate(group.template.steps):
-                out[group.starts + (nf + s)] = of_step(group, s, step)
+        for located in self._groups:
+            for s, step in enumerate(located.group.template.steps):
+                out[located.starts + (nf + s)] = of_step(located, s, step)
         return out.tolist()
 
     def op_keys(self, lo: int, hi: int) -> list[str]:
@@ -166,7 +170,7 @@ class TrainNodes(ColumnNodes):
             def label(n: Node) -> str:
                 return n.name or f"{n.op_type}_{n.index}"
 
-            self._labels = self._column(label, lambda group, s, step: group.nodes[s])
+            self._labels = self._column(label, lambda located, s, step: located.group.nodes(s))
         return self._labels
 
     def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:
@@ -179,7 +183,7 @@ class TrainNodes(ColumnNodes):
             node = records[i - nf]
             if node is None:
                 g, _, s = where[i - nf].tolist()
-                out.append(groups[g].template.steps[s].attrs)
+                out.append(groups[g].group.template.steps[s].attrs)
             else:
                 out.append(node.attrs)
         return out
@@ -204,14 +208,15 @@ def _moved(keys: list[str], domains: Mapping[int, str]) -> list[str]:
     return keys
 
 
-def _every_name(ids: dict[str, int], n: int, outputs: list[tuple[np.ndarray, list[list[str]]]]) -> list[str]:
+def _every_name(ids: dict[str, int], n: int, outputs: list[tuple[np.ndarray, Group]]) -> list[str]:
     """Every tensor's name by id, for `ir.TensorTable`: those of `ids`, and the blocks' outputs (`_Blocks.outputs`),
     of which `ids` has only the ones later nodes read."""
     out = np.empty(n, dtype=object)
     out[np.fromiter(ids.values(), dtype=np.int64, count=len(ids))] = list(ids)
-    for firsts, columns in outputs:
-        for o, column in enumerate(columns):
-            out[firsts + o] = column
+    for firsts, group in outputs:
+        nodes = [group.nodes(s) for s in range(len(group.template.steps))]
+        for o, (s, _) in enumerate(group.template.origin):
+            out[firsts + o] = group.outs(o, nodes[s])
     return out.tolist()
 
 
@@ -235,10 +240,9 @@ class _Blocks:
     def __init__(self, norm: dict, b: Builder) -> None:
         self.norm = norm
         self.instances: list[Instance] = b.instances
-        self.settled: Settled = b.settled
+        self.settled: list[Group] = b.settled
         self.at = [0] * len(b.instances)  # per instance: the number of its first node
         self.first = [0] * len(b.instances)  # per instance: the id of its first tensor
-        self.read: dict[int, tuple[int, ...]] = {}  # per template: `_read`
         self.shaped: dict[int, _Shaped | None] = {}
         self.flows: dict[tuple[int, tuple[bool, ...]], _Flow] = {}
         #: per (template, secrecy): the template, and per instance its first node, first tensor and given ids
@@ -268,18 +272,10 @@ class _Blocks:
                                            tuple(bounds))
         return out
 
-    def _read(self, t: Template) -> tuple[int, ...]:
-        """The outputs of `t` (positions among its outputs) that nodes after an instance may read: its gradients
-        (`replay.defer` names them at once, the rules read them); no later node knows another's name."""
-        found = self.read.get(id(t))
-        if found is None:
-            found = self.read[id(t)] = tuple(sorted({r - t.given for r in t.grads if r is not None and r >= t.given}))
-        return found
-
-    def outputs(self) -> list[tuple[np.ndarray, list[list[str]]]]:
-        """Per template: its instances' first tensor ids, and its outputs' columns of names (`_every_name`)."""
+    def outputs(self) -> list[tuple[np.ndarray, Group]]:
+        """Per template: its instances' first tensor ids, and their group (`_every_name`)."""
         first = np.asarray(self.first, dtype=np.int64)
-        return [(first[g.members], g.outs) for g in self.settled.groups] if self.instances else []
+        return [(first[g.members], g) for g in self.settled] if self.instances else []
 
     def _flow(self, t: Template, given: tuple[bool, ...]) -> _Flow:
         found = self.flows.get((id(t), given))
@@ -314,9 +310,8 @@ class _Blocks:
         given = tuple([x >= 0 and secret[x] for x in given_ids])
         flow = self.flows.get((id(t), given)) or self._flow(t, given)
         first = len(secret)
-        outs = self.settled.outs[j]
-        for o in self._read(t):  # the outputs later nodes read (its gradients): the others get ids when asked
-            ids[outs[o]] = first + o
+        for o, name in zip(t.read, inst.read, strict=True):  # the outputs later nodes read (its gradients): the
+            ids[name] = first + o  # others get ids when asked
         self.first[j] = first
         secret += flow.out_secret
         size += shaped.size
@@ -344,9 +339,10 @@ class _Blocks:
         where = np.full((n - nf, 3), -1, dtype=np.int32)  # per emitted node: its group, member and step, or -1
         groups = []
         at = np.asarray(self.at, dtype=np.int64) - nf
-        for g, (t, members, node_names, out_names) in enumerate(self.settled.groups if self.instances else ()):
+        for g, group in enumerate(self.settled if self.instances else ()):
+            t, members = group.template, group.members
             starts = at[members]
-            groups.append(_Located(t, [self.instances[j].env for j in members], node_names, out_names, starts,
+            groups.append(_Located(group, [self.instances[j].env for j in members], starts,
                                    tuple(itertools.accumulate((s.n_out for s in t.steps), initial=0))))
             for s in range(len(t.steps)):
                 rows = starts + s

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from hawkeye_onnx.training.builder import Builder
+from hawkeye_onnx.training.builder import OPTIMIZER_SCOPE, Builder
 
 Grads = list[str | None]
 _new = tuple.__new__  # a named tuple made without its Python-level __new__
@@ -53,6 +53,9 @@ class Template(NamedTuple):
     #: per step, its node's name after `<scope>/` in a scope that does not number its nodes (the optimizer's
     #: `/optimizer/<parameter>`: `Mul`, `Mul_1`, ...); None in a backward scope (`<Op>_<k>`, `k` the counter)
     tails: tuple[str, ...] | None = None
+    #: the outputs (positions among them) that nodes after an instance may read: its gradients (`grads`); no later
+    #: node knows another's name
+    read: tuple[int, ...] = ()
 
 
 class Instance(NamedTuple):
@@ -63,22 +66,45 @@ class Instance(NamedTuple):
     scope: str
     k: int  # the scope's counter at its first node: the nodes are `<scope>/<Op>_<k + step>` (0: `tails`)
     env: tuple[str | None, ...]
+    read: tuple[str, ...]  # the names of the template's `read` outputs, made at once
+
+
+def node_name(t: Template, scope: str, k: int, s: int) -> str:
+    """The name of step `s`'s node of an instance of `t` in `scope` whose first node took the counter `k`: the
+    builder's `<scope>/<Op>_<k>` in a scope that numbers its nodes, else `<scope>/<tail>` (`Template.tails`).
+    `Group.nodes` spells the same pattern a column at a time."""
+    return f"{scope}/{t.steps[s].op}_{k + s}" if t.tails is None else f"{scope}/{t.tails[s]}"
+
+
+def output_name(node: str, i: int) -> str:
+    """The name of output `i` of the emitted node `node` (`Builder.emit`)."""
+    return f"{node}_output_{i}"
 
 
 class Group(NamedTuple):
-    """The instances of one template, named (`settle`): per step and per output, a column of names."""
+    """The instances of one template (`settle`), whose names are made when asked, a column of them at a time: a
+    big model's blocks have millions, and only the module tree's text needs the nodes' (`nodes`), and nothing
+    but a check or a test the outputs' (`outs`)."""
 
     template: Template
     members: list[int]  # the instances' numbers in `Builder.instances`, in order
-    nodes: list[list[str]]  # per step: each member's node name
-    outs: list[list[str]]  # per output (the template's `origin` order): each member's output name
+    scopes: list[str]  # per member: its scope
+    ks: list[int]  # per member: its scope's counter at its first node
 
+    def nodes(self, s: int) -> list[str]:
+        """Each member's node name of step `s` (`node_name`, without a call per name)."""
+        t = self.template
+        if t.tails is None:
+            op = t.steps[s].op
+            return [f"{scope}/{op}_{k + s}" for scope, k in zip(self.scopes, self.ks, strict=True)]
+        tail = t.tails[s]
+        return [f"{scope}/{tail}" for scope in self.scopes]
 
-class Settled(NamedTuple):
-    """Every deferred instance's names, made at once per template (`settle`)."""
-
-    groups: list[Group]
-    outs: list[tuple[str, ...]]  # per instance: its outputs' names, in order
+    def outs(self, o: int, nodes: list[str] | None = None) -> list[str]:
+        """Each member's name of output `o` (in the template's `origin` order); `nodes`: its step's `nodes`, when
+        made already."""
+        s, i = self.template.origin[o]
+        return [output_name(name, i) for name in (self.nodes(s) if nodes is None else nodes)]
 
 
 def signature(b: Builder, attrs: tuple[bytes, ...], key: str, needs: list[bool], env: list[str | None]) -> tuple:
@@ -141,7 +167,7 @@ def capture(b: Builder, scope: str, env: list[str | None],
     for j, (name, op, domain, inputs, outs, attrs, value) in enumerate(b.records[start:]):
         tail = name[len(scope) + 1:]
         if (name != f"{scope}/{op}_{k0 + j}" if numbered else not name.startswith(f"{scope}/") or "/" in tail) \
-                or list(outs) != [f"{name}_output_{i}" for i in range(len(outs))]:
+                or list(outs) != [output_name(name, i) for i in range(len(outs))]:
             return grads, None  # a name the builder made unique (it was taken): not the plain pattern
         tails.append(tail)
         try:
@@ -159,7 +185,8 @@ def capture(b: Builder, scope: str, env: list[str | None],
     except ValueError:
         return grads, None
     origin = tuple((s, i) for s, step in enumerate(steps) for i in range(step.n_out))
-    return grads, Template(tuple(steps), refs, n_given, origin, None if numbered else tuple(tails))
+    read = tuple(sorted({r - n_given for r in refs if r is not None and r >= n_given}))
+    return grads, Template(tuple(steps), refs, n_given, origin, None if numbered else tuple(tails), read)
 
 
 def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
@@ -171,7 +198,7 @@ def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
     for step in t.steps:
         name = unique(f"{scope}/{step.op}_{k}")
         k += 1
-        outs = [unique(f"{name}_output_{i}") for i in range(step.n_out)]
+        outs = [unique(output_name(name, i)) for i in range(step.n_out)]
         _write(step, name, outs, env, records, outputs, shapes, dtypes)
         env += outs
     b.counters[scope] = k
@@ -193,66 +220,59 @@ def _write(step: Step, name: str, outs: list[str], env: list[str | None], record
 
 def defer(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
     """`replay`, with the nodes kept as one `Instance` instead of records: only the gradients' names and shapes
-    are made now (the later rules read them), the other names when the expansion ends (`settle`), and the IR
-    takes the instance's nodes as a block (`training.graph.build`). Names are not made unique here: `settle`
-    checks that none was taken, else the expansion is run again with `replay`."""
-    tails, steps = t.tails, t.steps
-    if tails is None:
+    are made now (the later rules read them), the other names when asked (`Group`), and the IR takes the
+    instance's nodes as a block (`training.graph.build`). Names are not made unique here: `settle` checks that
+    none was taken, else the expansion is run again with `replay`."""
+    steps = t.steps
+    if t.tails is None:
         counters = b.counters
         k = counters[scope]
         counters[scope] = k + len(steps)
     else:  # a scope that does not number its nodes: the template's names
         k = 0
-    b.instances.append(_new(Instance, (len(b.records), t, scope, k, tuple(env))))
-    b.replayed += len(steps)
-    out: Grads = []
-    given = t.given
-    for r in t.grads:
-        if r is None or r < given:
-            out.append(None if r is None else env[r])
-            continue
-        s, i = t.origin[r - given]
+    read = []
+    for o in t.read:
+        s, i = t.origin[o]
         step = steps[s]
-        name = f"{scope}/{step.op}_{k + s}_output_{i}" if tails is None else f"{scope}/{tails[s]}_output_{i}"
+        name = output_name(node_name(t, scope, k, s), i)
         if step.shapes[i] is not None:
             b.shapes[name] = step.shapes[i]
         if step.dtypes[i] is not None:
             b.dtypes[name] = step.dtypes[i]
-        out.append(name)
-    return out
+        read.append(name)
+    b.instances.append(_new(Instance, (len(b.records), t, scope, k, tuple(env), tuple(read))))
+    b.replayed += len(steps)
+    given = t.given
+    return [None if r is None else env[r] if r < given else read[t.read.index(r - given)] for r in t.grads]
 
 
 def settle(b: Builder) -> bool:
-    """Name every deferred instance's nodes and outputs (`Builder.settled`) as `replay` would name them if none
-    was taken, a column of names per template step at a time; False if one of those names was taken (by the model or a
-    node emitted as a record): `replay` would have made it unique, and the names of everything after it may
-    differ. Two instances cannot take one name: a name is `<scope>/<tail>` with no `/` in the tail (op types
-    have none); in one backward scope the builder's counter numbers the nodes, and every other scope (one
-    parameter's update) has one instance (the caller keeps the scopes of the two kinds apart)."""
+    """Group the deferred instances by template (`Builder.settled`: their names are made when asked), after
+    checking that none of the names `replay` would give them is taken; False if one is: `replay` would have made
+    it unique, and the names of everything after it may differ.
+
+    Every block name is `<scope>/<tail>` in its instance's scope (`_output_<i>` after it for an output), with no
+    `/` in the tail (op types have none), so only a name of the same scope can be one. A record's cannot: a
+    backward scope (`<fwd>_Grad`) numbers its nodes, records' and blocks' alike, with one counter, and a
+    parameter's update is either one block or records. Nor can another block's, for the same reasons. So only
+    the model's names are checked, and only for the instances of a scope that one of them is in
+    (`ModelBase.taken_scopes`); an instance of any other kind of scope is checked against every name taken."""
+    instances, taken_scopes, used = b.instances, b.taken_scopes, b.used
     members: dict[int, tuple[Template, list[int]]] = {}
-    for j, inst in enumerate(b.instances):
+    for j, inst in enumerate(instances):
         found = members.get(id(inst.template))
         if found is None:
             found = members[id(inst.template)] = (inst.template, [])
         found[1].append(j)
-    instances, disjoint = b.instances, b.used.isdisjoint
-    groups: list[Group] = []
-    outs_of: list[tuple[str, ...]] = [()] * len(instances)
-    for t, js in members.values():
-        scopes = [instances[j].scope for j in js]
-        if t.tails is None:
-            ks = [instances[j].k for j in js]
-            nodes = [[f"{sc}/{step.op}_{k + s}" for sc, k in zip(scopes, ks, strict=True)]
-                     for s, step in enumerate(t.steps)]
-        else:
-            nodes = [[f"{sc}/{tail}" for sc in scopes] for tail in t.tails]
-        outs = [[f"{name}_output_{i}" for name in nodes[s]] for s, i in t.origin]
-        if not all([disjoint(col) for col in nodes]) or not all([disjoint(col) for col in outs]):
+        scope = inst.scope
+        if (scope.endswith("_Grad") or scope.startswith(OPTIMIZER_SCOPE)) and scope not in taken_scopes:
+            continue
+        t, k = inst.template, inst.k
+        nodes = [node_name(t, scope, k, s) for s in range(len(t.steps))]
+        if not used.isdisjoint(nodes) or not used.isdisjoint([output_name(nodes[s], i) for s, i in t.origin]):
             return False
-        groups.append(Group(t, js, nodes, outs))
-        for j, names in zip(js, zip(*outs, strict=True) if outs else [()] * len(js), strict=True):
-            outs_of[j] = names
-    b.settled = Settled(groups, outs_of)
+    b.settled = [Group(t, js, [instances[j].scope for j in js], [instances[j].k for j in js])
+                 for t, js in members.values()]
     return True
 
 
@@ -264,9 +284,11 @@ def records(b: Builder) -> tuple[list[tuple], dict[str, tuple[int, ...]], dict[s
     plain_outputs = iter(b.outputs)
     at = 0
     names: list[tuple[list[str], list[str]]] = [([], [])] * len(b.instances)
-    for g in b.settled.groups if b.instances else ():
+    for g in b.settled if b.instances else ():
+        nodes = [g.nodes(s) for s in range(len(g.template.steps))]
+        outs = [g.outs(o, nodes[s]) for o, (s, _) in enumerate(g.template.origin)]
         for m, j in enumerate(g.members):
-            names[j] = ([col[m] for col in g.nodes], [col[m] for col in g.outs])
+            names[j] = ([col[m] for col in nodes], [col[m] for col in outs])
     for inst, (nodes, outs) in zip(b.instances, names, strict=True):
         for r in b.records[at:inst.at]:
             out.append(r)
