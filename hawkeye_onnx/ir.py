@@ -194,7 +194,12 @@ class Columns:
 def op_key(node: Node | onnx.NodeProto) -> str:
     """The key rule files use: `OpType` in the default domain, `domain::OpType` elsewhere (of an IR node or a
     protobuf one)."""
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+    return key_of(node.op_type, node.domain)
+
+
+def key_of(op_type: str, domain: str) -> str:
+    """`op_key` of a node of `op_type` in `domain`."""
+    return op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}"
 
 
 def _columns(graph: Graph) -> Columns:

@@ -62,6 +62,10 @@ _NO_ATTRS: dict[str, Any] = {}
 _TENSOR_VALUE: dict[str, Any] = {"value": "<tensor>"}
 
 
+#: the start of every parameter's update scope, `/optimizer/<parameter>`
+OPTIMIZER_SCOPE = "/optimizer/"
+
+
 class ModelBase(NamedTuple):
     """What every builder of one model starts from (read once per model, shared by its expansions)."""
 
@@ -90,10 +94,6 @@ def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None
                       if i.data_location != onnx.TensorProto.EXTERNAL and math.prod(i.dims) <= 64}
     taken = frozenset(u[:u.rfind("/")] for u in used if "_Grad/" in u or u.startswith(OPTIMIZER_SCOPE))
     return ModelBase(frozenset(used), producers, initial_values, taken)
-
-
-#: the start of every parameter's update scope, `/optimizer/<parameter>`
-OPTIMIZER_SCOPE = "/optimizer/"
 
 
 class Builder:
@@ -125,8 +125,8 @@ class Builder:
         #: each emitted node as the IR reads it: (name, op, domain, inputs, outputs, decoded attributes, the value
         #: of a small constant), so the profiler builds its IR without reading the protos back
         self.records: list[tuple[str, str, str, tuple[str, ...], tuple[str, ...], dict[str, Any], Any]] = []
-        #: templates replayed as blocks of nodes (`replay.defer`), in order among the records; their names come
-        #: at the end (`replay.settle`)
+        #: templates replayed as blocks of nodes (`replay.defer`), in order among the records; grouped by template
+        #: at the end (`replay.settle`), their names made when asked (`replay.Group`)
         self.instances: list[Any] = []
         self.settled: Any = None  # the instances by template (`replay.settle`: a list of `replay.Group`)
         self.replayed = 0  # nodes in `instances`

@@ -3,11 +3,12 @@
 Every autodiff style's training graph starts with the same forward nodes: their IR (`ir.build_graph` on the
 forward graph, BatchNormalization in training mode) is built once per model and shared by the styles; the
 loss, backward and update nodes become IR records straight from the builder's plain records (names, decoded
-attributes, the static shapes it computed), with no shape inference and no protos read back. The result
-equals `ir.build_graph` on the shape-inferred training model (tests/test_training_fast.py checks it on every
-model and style). Where a case falls outside what this covers (a shape the expander does not know, a model
-that is not float, a new input named like a forward tensor), `build` returns None and the caller takes the
-plain path.
+attributes, the static shapes it computed), with no shape inference and no protos read back; a block's nodes
+(`replay.defer`) become columns, their `Node` records and internal tensors' names being made only when read
+(`TrainNodes`, `ir.TensorTable`). The result equals `ir.build_graph` on the shape-inferred training model
+(tests/test_training_fast.py checks it on every model and style). Where a case falls outside what this covers
+(a shape the expander does not know, a model that is not float, a new input named like a forward tensor),
+`build` returns None and the caller takes the plain path.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hawkeye_onnx.ir import (
     Node,
     Structure,
     TensorTable,
+    key_of,
     op_key,
     paused_gc,
     read_structure,
@@ -147,8 +149,8 @@ class TrainNodes(ColumnNodes):
                                     step.attrs))
 
     def _column(self, of_node: Callable[[Node], Any], of_step: Callable[[_Located, int, Step], Any]) -> list:
-        """A value per node: `of_node(node)` for the forward nodes and records, `of_step(group, s, step)` for the
-        nodes of step `s` of a group's instances (one value for all, or a column of its members)."""
+        """A value per node: `of_node(node)` for the forward nodes and records, `of_step(located, s, step)` for the
+        nodes of step `s` of a template's instances (one value for all, or a column of its members)."""
         nf = self._nf
         out = np.empty(len(self), dtype=object)
         out[:nf] = [of_node(n) for n in self._base]
@@ -161,7 +163,7 @@ class TrainNodes(ColumnNodes):
 
     def op_keys(self, lo: int, hi: int) -> list[str]:
         if self._keys is None:
-            self._keys = _moved(self._column(op_key, lambda group, s, step: _key(step.op, step.domain)),
+            self._keys = _moved(self._column(op_key, lambda located, s, step: key_of(step.op, step.domain)),
                                 self._domains)
         return self._keys[lo:hi]
 
@@ -196,15 +198,10 @@ class TrainNodes(ColumnNodes):
         return out
 
 
-def _key(op: str, domain: str) -> str:
-    """`ir.op_key` of a node of op type `op` in `domain`."""
-    return op if domain in ("", "ai.onnx") else f"{domain}::{op}"
-
-
 def _moved(keys: list[str], domains: Mapping[int, str]) -> list[str]:
     """`keys` (op keys by node) after the nodes `domains` gives moved to those domains, changed in place."""
     for i, domain in domains.items():
-        keys[i] = _key(keys[i].rsplit("::", 1)[-1], domain)
+        keys[i] = key_of(keys[i].rsplit("::", 1)[-1], domain)
     return keys
 
 
@@ -288,7 +285,7 @@ class _Blocks:
                 out_secret += [s] * step.n_out
                 secret += [s] * step.n_out
                 reads.append(r)
-                keys.append(_key(step.op, step.domain))
+                keys.append(key_of(step.op, step.domain))
             found = self.flows[(id(t), given)] = _Flow(tuple(out_secret), tuple(reads), tuple(keys))
         return found
 
@@ -521,7 +518,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         secret_in.append(reads_secret)
         plain_at.append(i)
         if reads_secret:
-            groups.setdefault(_key(op, domain), []).append(i)
+            groups.setdefault(key_of(op, domain), []).append(i)
         i += 1
     while pending:  # instances after the last record (the updates)
         j, inst = pending.pop()

@@ -10,7 +10,8 @@ without running the rule's Python or the builder's generic emission (about 3 us 
 the rule and the generic emission took about 10; measured at 200k nodes). The profiler goes further (`defer`):
 a replayed node's records are not written at all; the builder keeps one `Instance` per forward node (the
 template, the scope and its counter, the given names), only the gradients' names are made at once, the other
-names when the expansion ends (`settle`), and the IR takes each instance as a block (`training.graph.build`).
+names only when asked (`Group`, once `settle` has checked that the model took none), and the IR takes each
+instance as a block (`training.graph.build`).
 
 What makes two nodes alike is their `signature`: the op, the attributes' bytes, which inputs need a gradient,
 which outputs carry one, the shapes of every tensor the rule is given, and which of those tensors are the same
