@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import ColumnNodes, Graph, Node, paused_gc
+from hawkeye_onnx.ir import ColumnNodes, Graph, Node, node_label, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
 from hawkeye_onnx.scope import ScopeIndex
 
@@ -164,7 +164,7 @@ def node_names_json(nodes: Sequence[Node] | Sequence[onnx.NodeProto]) -> np.ndar
     """`{"name": <node name>` per node (object array), the start of every node's JSON record in the tree."""
     if isinstance(nodes, ColumnNodes):
         return _objects(['{"name": ' + _enc(label) for label in nodes.labels()])
-    return _objects(['{"name": ' + _enc(n.name or f"{n.op_type}_{i}") for i, n in enumerate(nodes)])
+    return _objects(['{"name": ' + _enc(node_label(n, i)) for i, n in enumerate(nodes)])
 
 
 def _distinct_rows(table: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
@@ -256,7 +256,7 @@ class TreeSource:
             prims = ()
             if depth is None or level < depth:
                 prims = tuple(TreeNode(p, "primitive", totals(row), calls=c) for p, c, row in per_node[i])
-            return TreeNode(node.name or f"{node.op_type}_{i}", "node", totals(node_rows[i]), prims,
+            return TreeNode(node_label(node, i), "node", totals(node_rows[i]), prims,
                             op_type=node.op_type)
 
         def module_tree(m: int, level: int) -> TreeNode:

@@ -81,7 +81,7 @@ class ColumnNodes(Sequence[Node]):
         raise NotImplementedError
 
     def labels(self) -> list[str]:
-        """Every node's name as reports show it: its name, or `<op type>_<index>` if it has none."""
+        """Every node's name as reports show it (`node_label`)."""
         raise NotImplementedError
 
     def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:
@@ -195,6 +195,11 @@ def op_key(node: Node | onnx.NodeProto) -> str:
     """The key rule files use: `OpType` in the default domain, `domain::OpType` elsewhere (of an IR node or a
     protobuf one)."""
     return key_of(node.op_type, node.domain)
+
+
+def node_label(node: Node | onnx.NodeProto, i: int) -> str:
+    """Node number `i` as reports name it: its name, or `<op type>_<i>` if it has none."""
+    return node.name or f"{node.op_type}_{i}"
 
 
 def key_of(op_type: str, domain: str) -> str:

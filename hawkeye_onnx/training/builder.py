@@ -66,6 +66,11 @@ _TENSOR_VALUE: dict[str, Any] = {"value": "<tensor>"}
 OPTIMIZER_SCOPE = "/optimizer/"
 
 
+def output_name(node: str, i: int) -> str:
+    """The name of output `i` of the emitted node `node` (before `Builder._unique`)."""
+    return f"{node}_output_{i}"
+
+
 class ModelBase(NamedTuple):
     """What every builder of one model starts from (read once per model, shared by its expansions)."""
 
@@ -189,7 +194,7 @@ class Builder:
              shape: tuple[int, ...] | None = None, **attrs: object) -> list[str]:
         """Add `op` under `scope` (a backward scope `<fwd>_Grad` numbers its ops `<Op>_<k>`)."""
         name = self._name(scope, op)
-        outs = [self._unique(f"{name}_output_{i}") for i in range(n_out)]
+        outs = [self._unique(output_name(name, i)) for i in range(n_out)]
         attributes = [self._attribute(k, v) for k, v in sorted(attrs.items()) if v is not None] if attrs else []
         tensor = attrs.get("value") if op == "Constant" else None
         self._add(name, op, inputs, outs, domain, attributes,
@@ -206,7 +211,7 @@ class Builder:
         # `emit` for its most common case, records only: a standard op without attributes (the gradient sums and
         # most of the optimizer's nodes, a third of a big model's training graph)
         name = self._name(scope, op)
-        out = self._unique(f"{name}_output_0")
+        out = self._unique(output_name(name, 0))
         self.records.append((name, op, "", tuple(inputs), (out,), _NO_ATTRS, None))
         self.outputs.append(out)
         if shape is not None:
@@ -228,7 +233,7 @@ class Builder:
                 self._consts[key] = found
         attr, small, shape = found
         name = self._name(scope, "Constant")
-        out = self._unique(f"{name}_output_0")
+        out = self._unique(output_name(name, 0))
         if self.protos:
             self._add(name, "Constant", [], [out], "", [(attr, attr.t)], small)
         else:  # `_add` for records only, inlined: a quarter of a training graph's nodes are constants

@@ -34,15 +34,16 @@ from hawkeye_onnx.ir import (
     Structure,
     TensorTable,
     key_of,
+    node_label,
     op_key,
     paused_gc,
     read_structure,
 )
 from hawkeye_onnx.scope import ScopeIndex, merge_repeated_calls, prefix_scope, raw_scopes
 from hawkeye_onnx.shapes import ShapeTable, type_info, value_shapes
-from hawkeye_onnx.training.builder import Builder
+from hawkeye_onnx.training.builder import Builder, output_name
 from hawkeye_onnx.training.expand import _training_mode
-from hawkeye_onnx.training.replay import Group, Instance, Step, Template, node_name, output_name
+from hawkeye_onnx.training.replay import Group, Instance, Step, Template, node_name
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class _Located(NamedTuple):
     group: Group
     envs: list[tuple[str | None, ...]]
     starts: np.ndarray
-    offsets: tuple[int, ...]  # per step: the position of its first output among the template's outputs
+    bounds: tuple[tuple[int, int], ...]  # per step: its outputs' positions among the template's (`_Shaped`)
 
 
 class TrainNodes(ColumnNodes):
@@ -135,7 +136,7 @@ class TrainNodes(ColumnNodes):
 
     def _block_node(self, i: int) -> Node:
         g, m, s = self._where[i - self._nf].tolist()
-        group, envs, _, offsets = self._groups[g]
+        group, envs, _, bounds = self._groups[g]
         t, scope, k = group.template, group.scopes[m], group.ks[m]
         step, env, given = t.steps[s], envs[m], t.given
 
@@ -145,7 +146,7 @@ class TrainNodes(ColumnNodes):
 
         return tuple.__new__(Node, (i, node_name(t, scope, k, s), step.op, step.domain,
                                     tuple([env[x] if x < given else output(x - given) for x in step.inputs]),
-                                    tuple([output(o) for o in range(offsets[s], offsets[s] + step.n_out)]),
+                                    tuple([output(o) for o in range(*bounds[s])]),
                                     step.attrs))
 
     def _column(self, of_node: Callable[[Node], Any], of_step: Callable[[_Located, int, Step], Any]) -> list:
@@ -169,10 +170,8 @@ class TrainNodes(ColumnNodes):
 
     def labels(self) -> list[str]:
         if self._labels is None:
-            def label(n: Node) -> str:
-                return n.name or f"{n.op_type}_{n.index}"
-
-            self._labels = self._column(label, lambda located, s, step: located.group.nodes(s))
+            self._labels = self._column(lambda n: node_label(n, n.index),
+                                        lambda located, s, step: located.group.nodes(s))
         return self._labels
 
     def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:
@@ -211,9 +210,8 @@ def _every_name(ids: dict[str, int], n: int, outputs: list[tuple[np.ndarray, Gro
     out = np.empty(n, dtype=object)
     out[np.fromiter(ids.values(), dtype=np.int64, count=len(ids))] = list(ids)
     for firsts, group in outputs:
-        nodes = [group.nodes(s) for s in range(len(group.template.steps))]
-        for o, (s, _) in enumerate(group.template.origin):
-            out[firsts + o] = group.outs(o, nodes[s])
+        for o, column in enumerate(group.columns()[1]):
+            out[firsts + o] = column
     return out.tolist()
 
 
@@ -340,7 +338,7 @@ class _Blocks:
             t, members = group.template, group.members
             starts = at[members]
             groups.append(_Located(group, [self.instances[j].env for j in members], starts,
-                                   tuple(itertools.accumulate((s.n_out for s in t.steps), initial=0))))
+                                   self.shaped[id(t)].bounds))  # type: ignore[union-attr]
             for s in range(len(t.steps)):
                 rows = starts + s
                 where[rows, 0] = g

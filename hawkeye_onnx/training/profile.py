@@ -193,7 +193,7 @@ def _expand(loaded: LoadedModel, opts: TrainOptions, forward: Forward | None, fa
     return _Expanded(graph, phases, meta, ModuleIndex(scopes, graph.nodes), {})
 
 
-@paused_gc()  # in the parent and in a child alike (see `ir.paused_gc`): `_context` alone makes 200k records
+@paused_gc()  # in the parent and in a child alike (see `ir.paused_gc`): the plain path's `_context` makes 200k records
 def _style_reports(loaded: LoadedModel, style_opts: TrainOptions, backends: list[Backend],
                    forward: Forward | None, facts: ModelFacts,
                    depth: int | None, spill: SpillFile | None = None) -> dict[str, BackendReport]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from hawkeye_onnx.training.builder import OPTIMIZER_SCOPE, Builder
+from hawkeye_onnx.training.builder import OPTIMIZER_SCOPE, Builder, output_name
 
 Grads = list[str | None]
 _new = tuple.__new__  # a named tuple made without its Python-level __new__
@@ -77,15 +77,10 @@ def node_name(t: Template, scope: str, k: int, s: int) -> str:
     return f"{scope}/{t.steps[s].op}_{k + s}" if t.tails is None else f"{scope}/{t.tails[s]}"
 
 
-def output_name(node: str, i: int) -> str:
-    """The name of output `i` of the emitted node `node` (`Builder.emit`)."""
-    return f"{node}_output_{i}"
-
-
 class Group(NamedTuple):
     """The instances of one template (`settle`), whose names are made when asked, a column of them at a time: a
     big model's blocks have millions, and only the module tree's text needs the nodes' (`nodes`), and nothing
-    but a check or a test the outputs' (`outs`)."""
+    but a check or a test all of them (`columns`)."""
 
     template: Template
     members: list[int]  # the instances' numbers in `Builder.instances`, in order
@@ -101,11 +96,11 @@ class Group(NamedTuple):
         tail = t.tails[s]
         return [f"{scope}/{tail}" for scope in self.scopes]
 
-    def outs(self, o: int, nodes: list[str] | None = None) -> list[str]:
-        """Each member's name of output `o` (in the template's `origin` order); `nodes`: its step's `nodes`, when
-        made already."""
-        s, i = self.template.origin[o]
-        return [output_name(name, i) for name in (self.nodes(s) if nodes is None else nodes)]
+    def columns(self) -> tuple[list[list[str]], list[list[str]]]:
+        """Every name of the members: per step, a column of node names (`nodes`), and per output (the template's
+        `origin` order), a column of output names."""
+        nodes = [self.nodes(s) for s in range(len(self.template.steps))]
+        return nodes, [[output_name(name, i) for name in nodes[s]] for s, i in self.template.origin]
 
 
 def signature(b: Builder, attrs: tuple[bytes, ...], key: str, needs: list[bool], env: list[str | None]) -> tuple:
@@ -286,8 +281,7 @@ def records(b: Builder) -> tuple[list[tuple], dict[str, tuple[int, ...]], dict[s
     at = 0
     names: list[tuple[list[str], list[str]]] = [([], [])] * len(b.instances)
     for g in b.settled if b.instances else ():
-        nodes = [g.nodes(s) for s in range(len(g.template.steps))]
-        outs = [g.outs(o, nodes[s]) for o, (s, _) in enumerate(g.template.origin)]
+        nodes, outs = g.columns()
         for m, j in enumerate(g.members):
             names[j] = ([col[m] for col in nodes], [col[m] for col in outs])
     for inst, (nodes, outs) in zip(b.instances, names, strict=True):
