@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import ColumnNodes, Graph, Node, node_label, paused_gc
+from hawkeye_onnx.ir import ColumnNodes, Graph, Node, node_label, node_names, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
 from hawkeye_onnx.scope import ScopeIndex
 
@@ -58,6 +58,8 @@ class ModuleIndex:
         self.levels = [(np.flatnonzero(self.level == d), self.parent[self.level == d])
                        for d in range(int(self.level.max()), 0, -1)]
         self._nodes: Sequence[Node] | Sequence[onnx.NodeProto] | None = nodes
+        self._name_json: np.ndarray | None = None  # per node: its name's JSON (`node_name_json`), once made
+        self._named = np.zeros(0, dtype=bool)  # per node: made
 
     #: What a background process sends (`__getstate__`); the rest is remade from it on first use. Not the
     #: nodes' names: the receiver has them (`with_nodes`).
@@ -67,17 +69,17 @@ class ModuleIndex:
         for cached in self._SENT:
             getattr(self, cached)
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_nodes", "children", "node_name_json")}
+                if k not in ("_nodes", "children", "_name_json", "_named")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state, _nodes=None)
+        self.__dict__.update(state, _nodes=None, _name_json=None, _named=np.zeros(0, dtype=bool))
 
     def with_nodes(self, nodes: Sequence[Node], name_json: np.ndarray | None = None) -> ModuleIndex:
         """This index (made by another process from the same model) with this process's nodes, and their
         `node_name_json` when made already (`node_names_json`)."""
         self._nodes = nodes
         if name_json is not None:
-            self.__dict__["node_name_json"] = name_json
+            self._name_json, self._named = name_json, np.ones(len(name_json), dtype=bool)
         return self
 
     def module_totals(self, node_cost: np.ndarray) -> np.ndarray:
@@ -153,18 +155,29 @@ class ModuleIndex:
         """Node indices ordered by (module, index): the order of every module's nodes in the tree."""
         return np.argsort(self.node_module, kind="stable")
 
-    @cached_property
-    def node_name_json(self) -> np.ndarray:
-        """`{"name": <node name>` per node (object array), the start of every node's JSON record."""
+    def node_name_json(self, idx: np.ndarray) -> np.ndarray:
+        """`{"name": <node name>` of the nodes `idx` (object array), the start of each one's JSON record: made
+        when first asked for, node by node (a training graph's tree shows a third of its nodes, those that cost
+        something under one of the style's backends; the others' names are never made)."""
         assert self._nodes is not None, "an index from another process needs `with_nodes`"
-        return node_names_json(self._nodes)
+        if self._name_json is None:
+            self._name_json = np.empty(len(self.node_module), dtype=object)
+            self._named = np.zeros(len(self.node_module), dtype=bool)
+        missing = idx[~self._named[idx]]  # a node asked for twice would be made twice, the same (not worth a sort)
+        if len(missing):
+            self._name_json[missing] = node_names_json(self._nodes, missing)
+            self._named[missing] = True
+        return self._name_json[idx]
 
 
-def node_names_json(nodes: Sequence[Node] | Sequence[onnx.NodeProto]) -> np.ndarray:
-    """`{"name": <node name>` per node (object array), the start of every node's JSON record in the tree."""
-    if isinstance(nodes, ColumnNodes):
-        return _objects(['{"name": ' + _enc(label) for label in nodes.labels()])
-    return _objects(['{"name": ' + _enc(node_label(n, i)) for i, n in enumerate(nodes)])
+def node_names_json(nodes: Sequence[Node] | Sequence[onnx.NodeProto], idx: np.ndarray | None = None) -> np.ndarray:
+    """`{"name": <node name>` of every node, or of the nodes `idx` (object array), the start of each one's JSON
+    record in the tree."""
+    if idx is None and not isinstance(nodes, ColumnNodes):
+        return _objects(['{"name": ' + _enc(node_label(n, i)) for i, n in enumerate(nodes)])
+    at = list(range(len(nodes))) if idx is None else idx.tolist()
+    return _objects(['{"name": ' + _enc(name or node_label(nodes[i], i))
+                     for i, name in zip(at, node_names(nodes, at), strict=True)])  # type: ignore[arg-type]
 
 
 def _distinct_rows(table: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
@@ -345,7 +358,7 @@ class TreeSource:
         parts[:, 0] = _SEPARATORS[comma]  # in text order
         parts[at_open, 1] = modules.head_json[kept]
         parts[at_open, 2] = totals[inverse]
-        parts[at_node, 1] = modules.node_name_json[costed]
+        parts[at_node, 1] = modules.node_name_json(costed)
         parts[at_node, 2] = records
         parts[at_close, 1] = "]}"
         parts[at_close, 2] = ""

@@ -17,7 +17,7 @@ import numpy as np
 
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ModelError, RuleError
-from hawkeye_onnx.ir import Graph, op_key, op_keys, paused_gc
+from hawkeye_onnx.ir import Graph, node_names, op_key, op_keys, paused_gc
 from hawkeye_onnx.opvars import REGISTRY, generic_columns
 from hawkeye_onnx.rules import Backend, Primitive, Step, node_in_set, node_set_var
 
@@ -150,7 +150,7 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         else:
             reason = backend.unknown_op or f"no {backend.name} rule for {key}"
         unsupported.setdefault(key, (reason, []))[1].extend(
-            graph.nodes[i].name or key for i in idx.tolist() if i not in repeated)
+            name or key for name in node_names(graph.nodes, [i for i in idx.tolist() if i not in repeated]))
 
     evaluator = _Evaluator(backend)
     node_cost = np.zeros((len(graph.nodes), 4), dtype=np.int64)
@@ -163,8 +163,9 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
         indices = graph.columns.groups[key]
         for param in backend.node_sets:
             spec = str(backend.param_values[param])
-            env[node_set_var(param)] = (np.array([int(node_in_set(graph.nodes[i].name, spec))
-                                                  for i in indices.tolist()], dtype=np.int64) if spec.strip(", ")
+            env[node_set_var(param)] = (np.array([int(node_in_set(name, spec))
+                                                  for name in node_names(graph.nodes, indices.tolist())],
+                                                 dtype=np.int64) if spec.strip(", ")
                                         else np.zeros(len(indices), dtype=np.int64))  # the default: no node named
         remaining = np.ones(len(indices), dtype=bool)
         if len(repeated_idx):
@@ -179,7 +180,7 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
                 continue
             remaining &= ~mask
             if variant.unsupported is not None:
-                names = [graph.nodes[i].name or key for i in indices[mask]]
+                names = [name or key for name in node_names(graph.nodes, indices[mask].tolist())]
                 unsupported.setdefault(key, (variant.unsupported, []))[1].extend(names)
                 continue
             sub = {k: (v[mask] if isinstance(v, np.ndarray) and v.shape == mask.shape else v) for k, v in env.items()}
@@ -212,7 +213,7 @@ def price(graph: Graph, backend: Backend) -> BackendCost:
                 steps.append(StepCost(step.prim, chosen, calls, total, batch))
             batch += 1
         if remaining.any():
-            names = [graph.nodes[i].name or key for i in indices[remaining]]
+            names = [name or key for name in node_names(graph.nodes, indices[remaining].tolist())]
             reason = f"no variant of the {backend.name} rule for {key} matches these nodes"
             unsupported.setdefault(key, (reason, []))[1].extend(names)
     return BackendCost(backend, node_cost, tuple(steps),

@@ -74,14 +74,15 @@ class Node(NamedTuple):
 class ColumnNodes(Sequence[Node]):
     """A graph's nodes where most are not kept as `Node` records: each is made when read by index (the training
     graph's blocks, `training.graph.TrainNodes`: a million records would take 0.4 GB, and the cost stage reads
-    few of them one by one). What is read of many nodes comes as lists (`op_keys`, `labels`, `attrs`)."""
+    few of them one by one). What is read of many nodes comes as lists (`op_keys`, `names`, `attrs`)."""
 
     def op_keys(self, lo: int, hi: int) -> list[str]:
         """The op keys (`op_key`) of nodes `lo` to `hi` (excluded)."""
         raise NotImplementedError
 
-    def labels(self) -> list[str]:
-        """Every node's name as reports show it (`node_label`)."""
+    def names(self, idx: Sequence[int]) -> list[str]:
+        """The names of the nodes `idx`, in that order (the module tree's text needs those of the nodes that cost
+        something: a third of a training graph's)."""
         raise NotImplementedError
 
     def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:
@@ -97,6 +98,11 @@ def op_keys(nodes: Sequence[Node], lo: int = 0, hi: int | None = None) -> list[s
     """The op keys of `nodes[lo:hi]`, without making the records of `ColumnNodes`."""
     hi = len(nodes) if hi is None else hi
     return nodes.op_keys(lo, hi) if isinstance(nodes, ColumnNodes) else [op_key(n) for n in nodes[lo:hi]]
+
+
+def node_names(nodes: Sequence[Node], idx: Sequence[int]) -> list[str]:
+    """The names of the nodes `idx`, without making the records of `ColumnNodes`."""
+    return nodes.names(idx) if isinstance(nodes, ColumnNodes) else [nodes[i].name for i in idx]
 
 
 def node_attrs(nodes: Sequence[Node], idx: list[int]) -> list[Mapping[str, Any]]:

@@ -155,7 +155,9 @@ def _same_node_columns(got: Sequence[Node], want: Sequence[Node]) -> None:
     assert isinstance(got, ColumnNodes) and len(got) == n
     assert op_keys(got) == [op_key(x) for x in want]
     assert op_keys(got, n // 3, n // 2) == [op_key(x) for x in want[n // 3:n // 2]]
-    assert got.labels() == [x.name or f"{x.op_type}_{x.index}" for x in want]
+    assert got.names(range(n)) == [x.name for x in want]
+    some = [n - 1, 0, n // 2, n // 3, n // 2, 1, n - 2, *range(n - 1, 0, -5)]  # any order, repeats
+    assert got.names(some) == [want[i].name for i in some] and got.names([]) == []
     picks = [0, n // 2, n - 1]  # a forward node, a node of the middle, the last update node
     assert node_attrs(got, picks) == [want[i].attrs for i in picks]
     assert got[-1] == want[-1] and list(got[::-7]) == list(want[::-7]) and list(got[:5]) == list(want[:5])

@@ -12,6 +12,7 @@ import pytest
 
 from hawkeye_onnx import profile
 from hawkeye_onnx.aggregate import ModuleIndex
+from hawkeye_onnx.training import TrainOptions, profile_train
 
 MODELS = sorted((Path(__file__).resolve().parent.parent / "models").glob("*.onnx"))
 
@@ -20,6 +21,15 @@ MODELS = sorted((Path(__file__).resolve().parent.parent / "models").glob("*.onnx
 def test_array_written_json_equals_the_record_tree(model: Path) -> None:
     for depth in (None, 0, 1, 2, 3):
         result = profile(model, batch=2, depth=depth)
+        assert result.to_json() == json.dumps(result.to_dict(), ensure_ascii=False) + "\n", depth
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar_bn.onnx", "transformer_block_dynamo.onnx"])
+def test_array_written_training_json_equals_the_record_tree(name: str) -> None:
+    """A training graph's blocks' nodes are made when read (`training.graph.TrainNodes`): the text takes the names
+    of the nodes that cost something a column at a time (`ColumnNodes.names`), the records one node at a time."""
+    for depth in (None, 2):
+        result = profile_train(MODELS[0].parent / name, TrainOptions(optimizer="adam"), batch=2, depth=depth)
         assert result.to_json() == json.dumps(result.to_dict(), ensure_ascii=False) + "\n", depth
 
 

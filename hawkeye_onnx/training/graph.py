@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,7 +34,6 @@ from hawkeye_onnx.ir import (
     Structure,
     TensorTable,
     key_of,
-    node_label,
     op_key,
     paused_gc,
     read_structure,
@@ -93,9 +92,9 @@ class TrainNodes(ColumnNodes):
     """The training graph's nodes: the forward nodes and the emitted records as `Node`s, each block's nodes made
     when read from its template and names. Blocks are most of the graph (1.26M of 1.47M nodes at 200k model
     nodes, 0.4 GB of records), and the cost stage reads few of them one by one: it reads op groups as columns,
-    and what it reads of many nodes as lists (`op_keys`, `labels`, `attrs`)."""
+    and what it reads of many nodes as lists (`op_keys`, `names`, `attrs`)."""
 
-    __slots__ = ("_base", "_domains", "_groups", "_keys", "_labels", "_nf", "_records", "_where")
+    __slots__ = ("_base", "_domains", "_groups", "_keys", "_nf", "_records", "_where")
 
     def __init__(self, base: tuple[Node, ...], records: list[Node | None], groups: list[_Located],
                  where: np.ndarray, domains: Mapping[int, str] | None = None) -> None:
@@ -103,7 +102,6 @@ class TrainNodes(ColumnNodes):
         self._nf = len(base)
         self._domains: Mapping[int, str] = domains or {}  # the nodes moved to another domain (`with_domains`)
         self._keys: list[str] | None = None
-        self._labels: list[str] | None = None
 
     def __len__(self) -> int:
         return self._nf + len(self._records)
@@ -168,11 +166,26 @@ class TrainNodes(ColumnNodes):
                                 self._domains)
         return self._keys[lo:hi]
 
-    def labels(self) -> list[str]:
-        if self._labels is None:
-            self._labels = self._column(lambda n: node_label(n, n.index),
-                                        lambda located, s, step: located.group.nodes(s))
-        return self._labels
+    def names(self, idx: Sequence[int]) -> list[str]:
+        nf = self._nf
+        at = np.asarray(idx, dtype=np.int64).reshape(-1)
+        out = np.empty(len(at), dtype=object)
+        base, records = self._base, self._records
+        plain = np.flatnonzero(at < nf)
+        out[plain] = [base[i].name for i in at[plain].tolist()]
+        emitted = np.flatnonzero(at >= nf)
+        where = self._where[at[emitted] - nf]
+        record = where[:, 0] < 0
+        out[emitted[record]] = [records[i - nf].name for i in at[emitted[record]].tolist()]  # type: ignore[union-attr]
+        block, where = emitted[~record], where[~record]
+        order = np.lexsort((where[:, 2], where[:, 0]))  # by group, then step: a column of names per run
+        block, where = block[order], where[order]
+        starts = np.flatnonzero(np.r_[True, np.any(where[1:, [0, 2]] != where[:-1, [0, 2]], axis=1)]).tolist() \
+            if len(block) else []
+        for lo, hi in zip(starts, [*starts[1:], len(block)], strict=False):
+            g, _, s = where[lo].tolist()
+            out[block[lo:hi]] = self._groups[g].group.nodes(s, where[lo:hi, 1].tolist())
+        return out.tolist()
 
     def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:
         nf, where, groups, records = self._nf, self._where, self._groups, self._records
@@ -191,7 +204,6 @@ class TrainNodes(ColumnNodes):
 
     def with_domains(self, changes: Mapping[int, str]) -> TrainNodes:
         out = TrainNodes(self._base, self._records, self._groups, self._where, {**self._domains, **changes})
-        out._labels = self._labels  # the same names
         if self._keys is not None:
             out._keys = _moved(list(self._keys), changes)
         return out

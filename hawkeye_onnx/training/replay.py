@@ -23,7 +23,7 @@ identical, and tests/test_training_fast.py that the IR built from them is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from hawkeye_onnx.training.builder import OPTIMIZER_SCOPE, Builder, output_name
@@ -87,14 +87,18 @@ class Group(NamedTuple):
     scopes: list[str]  # per member: its scope
     ks: list[int]  # per member: its scope's counter at its first node
 
-    def nodes(self, s: int) -> list[str]:
-        """Each member's node name of step `s` (`node_name`, without a call per name)."""
+    def nodes(self, s: int, members: Sequence[int] | None = None) -> list[str]:
+        """Each member's node name of step `s` (`node_name`, without a call per name); of the members whose
+        positions in the group are `members`, if given."""
         t = self.template
+        scopes, ks = self.scopes, self.ks
+        if members is not None:
+            scopes, ks = [scopes[m] for m in members], [ks[m] for m in members]
         if t.tails is None:
             op = t.steps[s].op
-            return [f"{scope}/{op}_{k + s}" for scope, k in zip(self.scopes, self.ks, strict=True)]
+            return [f"{scope}/{op}_{k + s}" for scope, k in zip(scopes, ks, strict=True)]
         tail = t.tails[s]
-        return [f"{scope}/{tail}" for scope in self.scopes]
+        return [f"{scope}/{tail}" for scope in scopes]
 
     def columns(self) -> tuple[list[list[str]], list[list[str]]]:
         """Every name of the members: per step, a column of node names (`nodes`), and per output (the template's
