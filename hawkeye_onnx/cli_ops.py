@@ -30,6 +30,7 @@ from rich.table import Table
 from hawkeye_onnx import zoo
 from hawkeye_onnx.domains import non_default_reason
 from hawkeye_onnx.errors import ParamError
+from hawkeye_onnx.ir import key_of
 from hawkeye_onnx.profile import profile
 from hawkeye_onnx.render import _md_escape
 from hawkeye_onnx.rules import Backend, OpRule, load_backends, rules_dir
@@ -90,8 +91,7 @@ def _model_rows(model: Path, backends: list[str] | None, shapes: dict, batch: in
     """Op types of `model` with their node counts and, per backend, the unsupported nodes and reasons."""
     prof = profile(model, backends=backends, input_shapes=shapes, batch=batch)
     proto = onnx.load(str(model), load_external_data=False)
-    counts = Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
-                     for n in proto.graph.node)
+    counts = Counter(key_of(n.op_type, n.domain) for n in proto.graph.node)
     unsupported = {b: {u.op_type: u for u in r.unsupported} for b, r in prof.backends.items()}
     return prof, counts, unsupported
 

@@ -78,6 +78,16 @@ class _Flow(NamedTuple):
     keys: tuple[str, ...]  # per step: its op key
 
 
+class _Secrecy(NamedTuple):
+    """The instances of a template whose given names have one secrecy: what flows through their nodes, and per
+    instance its first node, its first tensor and its given names' ids."""
+
+    flow: _Flow
+    starts: list[int]
+    firsts: list[int]
+    given_ids: list[list[int]]
+
+
 class _Located(NamedTuple):
     """One template's instances as `TrainNodes` reads them: the group (their names), and per member its given
     names and first node (counted from the first emitted node)."""
@@ -250,22 +260,21 @@ class _Blocks:
         self.settled: list[Group] = b.settled
         self.at = [0] * len(b.instances)  # per instance: the number of its first node
         self.first = [0] * len(b.instances)  # per instance: the id of its first tensor
-        self.shaped: dict[int, _Shaped | None] = {}
-        self.flows: dict[tuple[int, tuple[bool, ...]], _Flow] = {}
-        #: per (template, secrecy): the template, and per instance its first node, first tensor and given ids
-        self.groups: dict[tuple[int, tuple[bool, ...]], tuple[Template, list[int], list[int], list[list[int]]]] = {}
+        #: per template (by id): it, its outputs (None: a shape `build` cannot take), and its instances per
+        #: secrecy of their given names
+        self.templates: dict[int, tuple[Template, _Shaped | None, dict[tuple[bool, ...], _Secrecy]]] = {}
+
+    def _template(self, t: Template) -> tuple[Template, _Shaped | None, dict[tuple[bool, ...], _Secrecy]]:
+        out = self.templates[id(t)] = (t, self._shaped(t), {})
+        return out
 
     def _shaped(self, t: Template) -> _Shaped | None:
-        out = self.shaped.get(id(t), self)
-        if out is not self:
-            return out  # type: ignore[return-value]
         sizes, ranks, shapes, dtypes, values, bounds = [], [], [], [], [], []
         o = 0
         for step in t.steps:
             for shape, dtype in zip(step.shapes, step.dtypes, strict=True):
                 entry = self.norm.get(shape) or _norm_entry(self.norm, shape)
                 if entry is None:
-                    self.shaped[id(t)] = None
                     return None
                 if step.value is not None:
                     values.append((len(shapes), step.value))
@@ -275,29 +284,26 @@ class _Blocks:
                 dtypes.append(TensorProto.FLOAT if dtype is None else dtype)
             bounds.append((o, o + step.n_out))
             o += step.n_out
-        out = self.shaped[id(t)] = _Shaped(tuple(sizes), tuple(ranks), tuple(shapes), tuple(dtypes), tuple(values),
-                                           tuple(bounds))
-        return out
+        return _Shaped(tuple(sizes), tuple(ranks), tuple(shapes), tuple(dtypes), tuple(values), tuple(bounds))
 
     def outputs(self) -> list[tuple[np.ndarray, Group]]:
         """Per template: its instances' first tensor ids, and their group (`_every_name`)."""
         first = np.asarray(self.first, dtype=np.int64)
         return [(first[g.members], g) for g in self.settled] if self.instances else []
 
-    def _flow(self, t: Template, given: tuple[bool, ...]) -> _Flow:
-        found = self.flows.get((id(t), given))
-        if found is None:
-            secret = list(given)
-            out_secret, reads, keys = [], [], []
-            for step in t.steps:
-                r = any(secret[x] for x in step.inputs)
-                s = r and step.op not in PUBLIC_OUTPUT_OPS
-                out_secret += [s] * step.n_out
-                secret += [s] * step.n_out
-                reads.append(r)
-                keys.append(key_of(step.op, step.domain))
-            found = self.flows[(id(t), given)] = _Flow(tuple(out_secret), tuple(reads), tuple(keys))
-        return found
+    @staticmethod
+    def _secrecy(t: Template, given: tuple[bool, ...]) -> _Secrecy:
+        """The instances of `t` whose given names' secrecy is `given`: what flows (none yet)."""
+        secret = list(given)
+        out_secret, reads, keys = [], [], []
+        for step in t.steps:
+            r = any(secret[x] for x in step.inputs)
+            s = r and step.op not in PUBLIC_OUTPUT_OPS
+            out_secret += [s] * step.n_out
+            secret += [s] * step.n_out
+            reads.append(r)
+            keys.append(key_of(step.op, step.domain))
+        return _Secrecy(_Flow(tuple(out_secret), tuple(reads), tuple(keys)), [], [], [])
 
     def add(self, j: int, i: int, ids: dict[str, int], secret: list[bool], size: list[int], rank: list[int],
             t_shape: list, t_dtype: list, t_value: dict, records: list, units: list,
@@ -307,7 +313,7 @@ class _Blocks:
         cannot take it (a name it does not know, a shape it lacks)."""
         inst = self.instances[j]
         t = inst.template
-        shaped = self._shaped(t)
+        _, shaped, by_secrecy = self.templates.get(id(t)) or self._template(t)
         if shaped is None:
             return -1
         try:
@@ -315,7 +321,10 @@ class _Blocks:
         except KeyError:
             return -1
         given = tuple([x >= 0 and secret[x] for x in given_ids])
-        flow = self.flows.get((id(t), given)) or self._flow(t, given)
+        group = by_secrecy.get(given)
+        if group is None:
+            group = by_secrecy[given] = self._secrecy(t, given)
+        flow = group.flow
         first = len(secret)
         for o, name in zip(t.read, inst.read, strict=True):  # the outputs later nodes read (its gradients): the
             ids[name] = first + o  # others get ids when asked
@@ -331,12 +340,9 @@ class _Blocks:
         records += itertools.repeat(None, n)
         units.append((scope, n))
         self.at[j] = i
-        group = self.groups.get((id(t), given))
-        if group is None:
-            group = self.groups[(id(t), given)] = (t, [], [], [])
-        group[1].append(i)
-        group[2].append(first)
-        group[3].append(given_ids)
+        group.starts.append(i)
+        group.firsts.append(first)
+        group.given_ids.append(given_ids)
         return i + n
 
     def nodes(self, base: tuple[Node, ...], records: list[Node | None]) -> TrainNodes:
@@ -350,7 +356,7 @@ class _Blocks:
             t, members = group.template, group.members
             starts = at[members]
             groups.append(_Located(group, [self.instances[j].env for j in members], starts,
-                                   self.shaped[id(t)].bounds))  # type: ignore[union-attr]
+                                   self.templates[id(t)][1].bounds))  # type: ignore[union-attr]
             for s in range(len(t.steps)):
                 rows = starts + s
                 where[rows, 0] = g
@@ -361,20 +367,21 @@ class _Blocks:
     def columns(self, nf: int, node_in: np.ndarray, node_out: np.ndarray, secret_in: np.ndarray,
                 groups: dict[str, list[np.ndarray]]) -> None:
         """Write the instances' nodes into the new nodes' columns (node `nf` is row 0) and their op groups."""
-        for (tid, given), (t, starts, firsts, given_ids) in self.groups.items():
-            flow, bounds = self.flows[(tid, given)], self.shaped[tid].bounds  # type: ignore[union-attr]
-            at = np.asarray(starts, dtype=np.int64) - nf
-            first = np.asarray(firsts, dtype=np.int64)
-            env = np.asarray(given_ids, dtype=np.int64).reshape(len(starts), t.given)
-            for k, step in enumerate(t.steps):
-                rows = at + k
-                for j, x in enumerate(step.inputs[:3]):
-                    node_in[rows, j] = env[:, x] if x < t.given else first + (x - t.given)
-                if step.n_out:
-                    node_out[rows] = first + bounds[k][0]
-                if flow.reads[k]:
-                    secret_in[rows] = True
-                    groups.setdefault(flow.keys[k], []).append(rows + nf)
+        for t, shaped, by_secrecy in self.templates.values():
+            bounds = shaped.bounds  # type: ignore[union-attr]
+            for flow, starts, firsts, given_ids in by_secrecy.values():
+                at = np.asarray(starts, dtype=np.int64) - nf
+                first = np.asarray(firsts, dtype=np.int64)
+                env = np.asarray(given_ids, dtype=np.int64).reshape(len(starts), t.given)
+                for k, step in enumerate(t.steps):
+                    rows = at + k
+                    for j, x in enumerate(step.inputs[:3]):
+                        node_in[rows, j] = env[:, x] if x < t.given else first + (x - t.given)
+                    if step.n_out:
+                        node_out[rows] = first + bounds[k][0]
+                    if flow.reads[k]:
+                        secret_in[rows] = True
+                        groups.setdefault(flow.keys[k], []).append(rows + nf)
 
 
 @paused_gc()  # its records live to the end (see `ir.paused_gc`); 0.2 s of 3 at 200k nodes
@@ -490,6 +497,11 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
             found = scope_cache[prefix] = scope_of(prefix[:-1]) if prefix.endswith("_Grad/") else prefix_scope(prefix)
         return found
 
+    def instance_scope(scope: str) -> tuple[str, ...]:
+        """`raw_scope` of an instance's nodes (`<scope>/<tail>`), without an entry per backward scope (one per forward
+        node: those of one module share the module's)."""
+        return scope_of(scope) if scope.endswith("_Grad") else raw_scope(scope + "/")
+
     pending = list(enumerate(b.instances))[::-1]  # popped from the end, in order
     next_at = pending[-1][1].at if pending else -1
     i = nf
@@ -497,7 +509,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
         while r == next_at:  # deferred instances (`replay.defer`) emitted before this record
             j, inst = pending.pop()
             i = blocks.add(j, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, units,
-                           raw_scope(inst.scope + "/"))
+                           instance_scope(inst.scope))
             if i < 0:
                 return None
             next_at = pending[-1][1].at if pending else -1
@@ -533,7 +545,7 @@ def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, Scop
     while pending:  # instances after the last record (the updates)
         j, inst = pending.pop()
         i = blocks.add(j, i, ids, secret, size, rank, t_shape, t_dtype, t_value, records, units,
-                       raw_scope(inst.scope + "/"))
+                       instance_scope(inst.scope))
         if i < 0:
             return None
 
