@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -384,14 +384,33 @@ class _Blocks:
                         groups.setdefault(flow.keys[k], []).append(rows + nf)
 
 
+class ForwardScopes(NamedTuple):
+    """The forward nodes' scopes as `Forward` keeps them (`forward_scopes`)."""
+
+    scope_number: dict[tuple[str, ...], int]
+    node_scope: np.ndarray
+    prefixes: dict[str, tuple[str, ...]]
+
+
+def forward_scopes(nodes: Iterable[onnx.NodeProto], metadata: bool = True) -> ForwardScopes:
+    """The scopes of a model's nodes as `Forward` keeps them: read from their names (and metadata, unless the
+    caller knows that none has any: `scope.raw_scopes`), which the training-mode BatchNormalization keeps, so
+    that a child inferring the model's shapes can read them meanwhile (`training.profile._load`)."""
+    prefixes: dict[str, tuple[str, ...]] = {}
+    scopes, number = raw_scopes(nodes, metadata, prefixes=prefixes)
+    scope_number: dict[tuple[str, ...], int] = {}  # `scopes` may repeat a scope: numbered once
+    renumber = np.asarray([scope_number.setdefault(sc, len(scope_number)) for sc in scopes], dtype=np.int64)
+    return ForwardScopes(scope_number, renumber[np.asarray(number, dtype=np.int64)].reshape(len(number)), prefixes)
+
+
 @paused_gc()  # its records live to the end (see `ir.paused_gc`); 0.2 s of 3 at 200k nodes
 def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], table: ShapeTable | None = None,
-               structure: Structure | None = None) -> Forward | None:
+               structure: Structure | None = None, scopes: ForwardScopes | None = None) -> Forward | None:
     """The IR of the shape-inferred `model` (static shapes `shapes`) with its nodes as the expander's forward
     phase; None when the model's first output is not float (the gradients' element type then comes from shape
     inference). `table`: the model's inferred shapes where they were read elsewhere (then `model` itself need
     not be the inferred one); `structure`: `model`'s, when read already (it is the forward phase's unless the
-    model has a BatchNormalization)."""
+    model has a BatchNormalization); `scopes`: its `forward_scopes`, when read already."""
     g = model.graph
     if not g.output or g.output[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         return None
@@ -413,13 +432,9 @@ def forward_ir(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], table
         table = table.with_entries(running)
         structure = None
     graph = (read_structure(fwd) if structure is None else structure).finish(table)
-    prefixes: dict[str, tuple[str, ...]] = {}
-    scopes, number = raw_scopes(fwd.graph.node, prefixes=prefixes)
-    scope_number: dict[tuple[str, ...], int] = {}  # `scopes` may repeat a scope: numbered once
-    renumber = np.asarray([scope_number.setdefault(sc, len(scope_number)) for sc in scopes], dtype=np.int64)
+    scope_number, node_scope, prefixes = forward_scopes(fwd.graph.node) if scopes is None else scopes
     head = len(dict.fromkeys([*graph.initializers, *graph.inputs]))
-    return Forward(graph, scope_number, renumber[np.asarray(number, dtype=np.int64)].reshape(len(number)), head,
-                   prefixes)
+    return Forward(graph, scope_number, node_scope, head, prefixes)
 
 
 def build(fwd: Forward, train: onnx.ModelProto, b: Builder) -> tuple[Graph, ScopeIndex] | None:

@@ -37,7 +37,8 @@ from hawkeye_onnx.load import loaded as loaded_model
 from hawkeye_onnx.profile import CONVENTIONS, child_bound, overlap_min_nodes
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, SpillFile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.scope import scope_index
+from hawkeye_onnx.scope import METADATA_KEYS, scope_index
+from hawkeye_onnx.shapes import ShapeTable
 from hawkeye_onnx.training.expand import (
     _FLOAT,
     PHASES,
@@ -47,7 +48,7 @@ from hawkeye_onnx.training.expand import (
     expand_with_builder,
     model_facts,
 )
-from hawkeye_onnx.training.graph import Forward, build, forward_ir
+from hawkeye_onnx.training.graph import Forward, ForwardScopes, build, forward_ir, forward_scopes
 
 #: The autodiff a backend's framework runs (others: the minimal gradient graph).
 BACKEND_STYLE = {"crypten": "crypten", "semi2k": "jax"}
@@ -293,22 +294,37 @@ def _load(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None, b
     else here after them; either way the checks fail in this order. The model kept (`LoadedModel.model`) is the
     bound one, not the inferred one: the expander reads its nodes, initializers, inputs and outputs, and the
     shapes come from the table (`static_shapes`)."""
+    metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)  # (`scope.raw_scopes`)
     with contextlib.ExitStack() as stack:  # the child, if any, is ended when the block is left (an error here)
         pending = stack.enter_context(background.Pending(
-            lambda: [infer_table(child_bound(read, input_shapes, batch))])) if alongside else None
+            functools.partial(_background_work, read, input_shapes, batch, metadata))) if alongside else None
         bound = bind(read, input_shapes, batch)
         loaded = loaded_model(bound, bound.model)
         require_static(loaded)
         attr_bytes: list[tuple[bytes, ...]] = []
         structure = read_structure(bound.model, attr_bytes=attr_bytes)
-        table = None
+        table = scopes = None
         if pending is not None:
             with contextlib.suppress(background.Lost):  # the child was killed (memory?): infer here after all
                 table = pending.next()
         if table is None:
             table = infer_table(bound)
-    facts = model_facts(bound.model, table, (structure.nodes, attr_bytes))
-    return loaded, facts, forward_ir(bound.model, facts.shapes, table, structure)
+        facts = model_facts(bound.model, table, (structure.nodes, attr_bytes))
+        if pending is not None:  # the child read the scopes meanwhile
+            with contextlib.suppress(background.Lost):
+                scopes = pending.next()
+    if scopes is None:
+        scopes = forward_scopes(bound.model.graph.node, metadata)
+    return loaded, facts, forward_ir(bound.model, facts.shapes, table, structure, scopes)
+
+
+def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None, batch: int | None,
+                     metadata: bool) -> Iterator[ShapeTable | ForwardScopes]:
+    """The background child's work (`_load`): bind its own copy of the model and infer its shapes; then the forward
+    nodes' scopes, while the parent reads the facts."""
+    bound = child_bound(read, input_shapes, batch)
+    yield infer_table(bound)  # first: the parent waits for it
+    yield forward_scopes(bound.model.graph.node, metadata)
 
 
 def _profile_train(
