@@ -82,7 +82,7 @@ class ColumnNodes(Sequence[Node]):
 
     def names(self, idx: Sequence[int]) -> list[str]:
         """The names of the nodes `idx`, in that order (the module tree's text needs those of the nodes that cost
-        something: a third of a training graph's)."""
+        something: a third to a half of a training graph's)."""
         raise NotImplementedError
 
     def attrs(self, idx: list[int]) -> list[Mapping[str, Any]]:

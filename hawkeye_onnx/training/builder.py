@@ -74,8 +74,8 @@ def output_name(node: str, i: int) -> str:
 
 class ModelProducers(Mapping[str, list[onnx.NodeProto]]):
     """Tensor -> the model's nodes that make it, found when first read: only the gradient rule of a node with a
-    constant input reads it (ReduceSum's axes, Pad's pads, Pow's exponent ...), and at 200k nodes the map takes
-    0.35 s before the styles start, and its node objects the memory of each."""
+    constant input reads it (ReduceSum's axes, Pad's pads, Pow's exponent ...), and at 200k nodes making the map
+    took 0.35 s before the styles start, and kept a Python object per node in each style's memory."""
 
     def __init__(self, nodes: Sequence[onnx.NodeProto], outputs: Sequence[tuple[str, ...]]) -> None:
         self._nodes, self._outputs = nodes, outputs
