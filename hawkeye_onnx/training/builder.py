@@ -67,6 +67,12 @@ _TENSOR_VALUE: dict[str, Any] = {"value": "<tensor>"}
 OPTIMIZER_SCOPE = "/optimizer/"
 
 
+def block_scope(scope: str) -> bool:
+    """A scope whose nodes may be a block's (`replay.defer`): a backward scope `<fwd>_Grad`, or a parameter's update
+    `/optimizer/<parameter>`."""
+    return scope.endswith("_Grad") or scope.startswith(OPTIMIZER_SCOPE)
+
+
 def output_name(node: str, i: int) -> str:
     """The name of output `i` of the emitted node `node` (before `Builder._unique`)."""
     return f"{node}_output_{i}"
@@ -120,8 +126,8 @@ class ModelBase(NamedTuple):
     used: frozenset[str]  # the model's node, tensor, input and initializer names
     producers: Mapping[str, list[onnx.NodeProto]]  # tensor -> the nodes that make it (`ModelProducers`)
     initial_values: dict[str, np.ndarray]  # small initializers' values (what a gradient rule may read)
-    #: the scopes (what comes before the last `/`) of the names of `used` that an emitted node could take: in a
-    #: backward scope (`<fwd>_Grad`) or the optimizer's (`/optimizer/<parameter>`); usually none (`replay.settle`)
+    #: the scopes (what comes before the last `/`) of the names of `used` that a block could take (`block_scope`);
+    #: usually none (`replay.settle`)
     taken_scopes: frozenset[str] = frozenset()
 
 
@@ -139,7 +145,7 @@ def model_base(model: onnx.ModelProto, outputs: Sequence[tuple[str, ...]] | None
     taken: frozenset[str] = frozenset()
     every = "\n" + "\n".join(used)  # one search in the names' text first: a model has such names rarely
     if "_Grad/" in every or f"\n{OPTIMIZER_SCOPE}" in every:
-        taken = frozenset(u[:u.rfind("/")] for u in used if "_Grad/" in u or u.startswith(OPTIMIZER_SCOPE))
+        taken = frozenset(s for s in (u[:u.rfind("/")] for u in used if "/" in u) if block_scope(s))
     return ModelBase(frozenset(used), ModelProducers(g.node, outputs), initial_values, taken)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from hawkeye_onnx.training.builder import OPTIMIZER_SCOPE, Builder, output_name
+from hawkeye_onnx.training.builder import Builder, block_scope, output_name
 
 Grads = list[str | None]
 _new = tuple.__new__  # a named tuple made without its Python-level __new__
@@ -276,7 +276,7 @@ def settle(b: Builder) -> bool:
             found = members[id(inst.template)] = (inst.template, [])
         found[1].append(j)
         scope = inst.scope
-        if (scope.endswith("_Grad") or scope.startswith(OPTIMIZER_SCOPE)) and scope not in taken_scopes:
+        if block_scope(scope) and scope not in taken_scopes:
             continue
         t, k = inst.template, inst.k
         nodes = [node_name(t, scope, k, s) for s in range(len(t.steps))]
