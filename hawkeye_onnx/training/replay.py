@@ -57,12 +57,6 @@ class Template(NamedTuple):
     #: the outputs (positions among them) that nodes after an instance may read: its gradients (`grads`); no later
     #: node knows another's name
     read: tuple[int, ...] = ()
-    #: per `read` output, what `defer` makes of it at once: its node's name after `<scope>/` as the builder makes it
-    #: (`<Op>_` then the counter plus its step, or the tail), that step, its `_output_<i>` and its shape and type
-    read_at: tuple[tuple[str, int, str, tuple[int, ...] | None, int | None], ...] = ()
-    #: per forward input, its gradient as `defer` gives it: a given name's position, `-1 - j` for `read` output j,
-    #: or None
-    grad_at: tuple[int | None, ...] = ()
 
 
 class Instance(NamedTuple):
@@ -192,14 +186,7 @@ def capture(b: Builder, scope: str, env: list[str | None],
         return grads, None
     origin = tuple((s, i) for s, step in enumerate(steps) for i in range(step.n_out))
     read = tuple(sorted({r - n_given for r in refs if r is not None and r >= n_given}))
-    read_at = []
-    for o in read:
-        s, i = origin[o]
-        read_at.append((f"{steps[s].op}_" if numbered else tails[s], s if numbered else -1, output_name("", i),
-                        steps[s].shapes[i], steps[s].dtypes[i]))
-    grad_at = tuple(None if r is None else r if r < n_given else -1 - read.index(r - n_given) for r in refs)
-    return grads, Template(tuple(steps), refs, n_given, origin, None if numbered else tuple(tails), read,
-                           tuple(read_at), grad_at)
+    return grads, Template(tuple(steps), refs, n_given, origin, None if numbered else tuple(tails), read)
 
 
 def replay(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
@@ -236,25 +223,27 @@ def defer(b: Builder, t: Template, scope: str, env: list[str | None]) -> Grads:
     are made now (the later rules read them), the other names when asked (`Group`), and the IR takes the
     instance's nodes as a block (`training.graph.build`). Names are not made unique here: `settle` checks that
     none was taken, else the expansion is run again with `replay`."""
-    n = len(t.steps)
+    steps = t.steps
     if t.tails is None:
         counters = b.counters
         k = counters.get(scope, 0)
-        counters[scope] = k + n
+        counters[scope] = k + len(steps)
     else:  # a scope that does not number its nodes: the template's names
         k = 0
     read = []
-    shapes, dtypes = b.shapes, b.dtypes
-    for head, s, tail, shape, dtype in t.read_at:  # `output_name(node_name(t, scope, k, s), i)`, spelled out
-        name = f"{scope}/{head}{k + s}{tail}" if s >= 0 else f"{scope}/{head}{tail}"
-        if shape is not None:
-            shapes[name] = shape
-        if dtype is not None:
-            dtypes[name] = dtype
+    for o in t.read:
+        s, i = t.origin[o]
+        step = steps[s]
+        name = output_name(node_name(t, scope, k, s), i)
+        if step.shapes[i] is not None:
+            b.shapes[name] = step.shapes[i]
+        if step.dtypes[i] is not None:
+            b.dtypes[name] = step.dtypes[i]
         read.append(name)
     b.instances.append(_new(Instance, (len(b.records), t, scope, k, tuple(env), tuple(read))))
-    b.replayed += n
-    return [None if r is None else env[r] if r >= 0 else read[-1 - r] for r in t.grad_at]
+    b.replayed += len(steps)
+    given = t.given
+    return [None if r is None else env[r] if r < given else read[t.read.index(r - given)] for r in t.grads]
 
 
 def settle(b: Builder) -> bool:
