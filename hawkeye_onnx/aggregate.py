@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from hawkeye_onnx.cost import BackendCost, StepCost
-from hawkeye_onnx.ir import ColumnNodes, Graph, Node, node_label, node_names, paused_gc
+from hawkeye_onnx.ir import Graph, Node, node_label, node_names, paused_gc
 from hawkeye_onnx.result import BackendReport, OpSummary, Totals, TreeNode, UnsupportedOp
 from hawkeye_onnx.scope import ScopeIndex
 
@@ -173,9 +173,9 @@ class ModuleIndex:
 def node_names_json(nodes: Sequence[Node] | Sequence[onnx.NodeProto], idx: np.ndarray | None = None) -> np.ndarray:
     """`{"name": <node name>` of every node, or of the nodes `idx` (object array), the start of each one's JSON
     record in the tree."""
-    if idx is None and not isinstance(nodes, ColumnNodes):
+    if idx is None:
         return _objects(['{"name": ' + _enc(node_label(n, i)) for i, n in enumerate(nodes)])
-    at = list(range(len(nodes))) if idx is None else idx.tolist()
+    at = idx.tolist()
     return _objects(['{"name": ' + _enc(name or node_label(nodes[i], i))
                      for i, name in zip(at, node_names(nodes, at), strict=True)])  # type: ignore[arg-type]
 

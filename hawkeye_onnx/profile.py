@@ -36,7 +36,7 @@ from hawkeye_onnx.load import (
 )
 from hawkeye_onnx.result import ModelInfo, Profile
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.scope import METADATA_KEYS, scope_index
+from hawkeye_onnx.scope import may_have_metadata, scope_index
 from hawkeye_onnx.shapes import ShapeTable
 
 CONVENTIONS = {
@@ -172,7 +172,7 @@ def _background_work(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]
     bound = child_bound(read, input_shapes, batch)
     yield infer_table(bound)  # first: the parent waits for it
     nodes = bound.model.graph.node
-    metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)
+    metadata = may_have_metadata(read.data)
     yield ModuleIndex(scope_index(nodes, metadata), nodes)  # pickled with its JSON parts (`__getstate__`)
 
 

@@ -37,6 +37,12 @@ _NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 #: The metadata keys `scope_of` reads: a model whose bytes spell neither has no node they change.
 METADATA_KEYS = (_RULE_NAME.encode(), _NAME_SCOPES.encode())
 
+
+def may_have_metadata(data: bytes | None) -> bool:
+    """Whether a model whose file's bytes are `data` (None: a model not read from a file) may have a node with the
+    metadata `scope_of` reads (`raw_scopes`' `metadata`)."""
+    return data is None or any(key in data for key in METADATA_KEYS)
+
 #: Scopes by number: a list of scopes (equal ones may repeat) and each node's number in it, in the order nodes
 #: first use them. The module tree is built per scope, not per node.
 ScopeIndex = tuple[list[tuple[str, ...]], np.ndarray]

@@ -37,7 +37,7 @@ from hawkeye_onnx.load import loaded as loaded_model
 from hawkeye_onnx.profile import CONVENTIONS, child_bound, overlap_min_nodes
 from hawkeye_onnx.result import BackendReport, ModelInfo, Profile, SpillFile, Totals, UnsupportedOp
 from hawkeye_onnx.rules import Backend, load_backends
-from hawkeye_onnx.scope import METADATA_KEYS, scope_index
+from hawkeye_onnx.scope import may_have_metadata, scope_index
 from hawkeye_onnx.shapes import ShapeTable
 from hawkeye_onnx.training.expand import (
     _FLOAT,
@@ -294,7 +294,7 @@ def _load(read: ReadModel, input_shapes: Mapping[str, tuple[int, ...]] | None, b
     else here after them; either way the checks fail in this order. The model kept (`LoadedModel.model`) is the
     bound one, not the inferred one: the expander reads its nodes, initializers, inputs and outputs, and the
     shapes come from the table (`static_shapes`)."""
-    metadata = read.data is None or any(key in read.data for key in METADATA_KEYS)  # (`scope.raw_scopes`)
+    metadata = may_have_metadata(read.data)  # (`scope.raw_scopes`)
     with contextlib.ExitStack() as stack:  # the child, if any, is ended when the block is left (an error here)
         pending = stack.enter_context(background.Pending(
             functools.partial(_background_work, read, input_shapes, batch, metadata))) if alongside else None
